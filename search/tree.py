@@ -1,0 +1,324 @@
+"""The search graph: one node per distinct Lean state, edges that carry tactics.
+
+Shaped after ReProver's search tree: a status per node (OPEN, PROVED, FAILED) that propagates
+upward, error edges that record why a tactic failed, and proof extraction by walking down the
+edges that proved each node. Unlike a tree, the node table is keyed by `ProofState`, so two tactic
+paths that reach the same state share one node (it is a graph, possibly with cycles).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lean_env.types import ProofState, TacticError
+
+from search.types import TacticCandidate
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+
+class NodeStatus(StrEnum):
+    OPEN = "open"
+    PROVED = "proved"
+    FAILED = "failed"
+
+
+class TreeInvariantError(RuntimeError):
+    """The search graph is inconsistent: a bug in the search, never a property of the theorem."""
+
+
+@dataclass(eq=False, slots=True)
+class Edge:
+    """A tactic applied to `src`. Exactly one of: leads to `dst`, closes the proof, or is an `error`."""
+
+    src: Node
+    candidate: TacticCandidate
+    score: float
+    dst: Node | None = None
+    closes_proof: bool = False
+    error: TacticError | None = None
+
+    @property
+    def tactic(self) -> str:
+        return self.candidate.text
+
+    @property
+    def kind(self) -> str:
+        if self.error is not None:
+            return self.error.kind.value
+        return "proof" if self.closes_proof else "progress"
+
+    @property
+    def is_dead(self) -> bool:
+        """True when this edge can no longer lead to a proof."""
+        if self.error is not None:
+            return True
+        if self.closes_proof:
+            return False
+        assert self.dst is not None
+        return self.dst is self.src or self.dst.status is NodeStatus.FAILED
+
+
+@dataclass(eq=False, slots=True)
+class Node:
+    """One distinct proof state. `priority` is the best path score found so far (higher is better)."""
+
+    id: int
+    state: ProofState
+    priority: float
+    depth: int
+    parent_edge: Edge | None
+    """The edge on the best-priority path from the root (None for the root)."""
+    status: NodeStatus = NodeStatus.OPEN
+    explored: bool = False
+    out_edges: list[Edge] = field(default_factory=list)
+    in_edges: list[Edge] = field(default_factory=list)
+    proved_by: Edge | None = None
+
+
+class SearchTree:
+    """The node table, the frontier (a max-priority queue with lazy deletion) and status propagation."""
+
+    def __init__(self, root_state: ProofState) -> None:
+        self._ids = itertools.count()
+        self._push_order = itertools.count()
+        self.nodes: dict[ProofState, Node] = {}
+        self.root = self._new_node(root_state, priority=0.0, depth=0, parent_edge=None)
+        self._frontier: list[tuple[float, int, Node]] = []
+        self._push(self.root)
+        self.num_edges = 0
+
+    # -- building -------------------------------------------------------------------------
+
+    def _new_node(self, state: ProofState, priority: float, depth: int, parent_edge: Edge | None) -> Node:
+        node = Node(id=next(self._ids), state=state, priority=priority, depth=depth, parent_edge=parent_edge)
+        self.nodes[state] = node
+        return node
+
+    def _push(self, node: Node) -> None:
+        # Ties broken by push order, so the search is deterministic.
+        heapq.heappush(self._frontier, (-node.priority, next(self._push_order), node))
+
+    def pop_best(self) -> Node | None:
+        """The open, unexplored node with the highest priority, or None when there is none."""
+        while self._frontier:
+            neg_priority, _, node = heapq.heappop(self._frontier)
+            if node.explored or node.status is not NodeStatus.OPEN or -neg_priority != node.priority:
+                continue  # stale entry: explored, decided, or re-pushed with a better priority
+            return node
+        return None
+
+    def add_progress(self, src: Node, candidate: TacticCandidate, score: float, state: ProofState) -> Edge:
+        """Record that `candidate` took `src` to `state`, merging with an existing node for that state."""
+        priority = src.priority + score
+        dst = self.nodes.get(state)
+        edge = Edge(src=src, candidate=candidate, score=score)
+        if dst is None:
+            dst = self._new_node(state, priority=priority, depth=src.depth + 1, parent_edge=edge)
+            self._push(dst)
+        elif priority > dst.priority and dst is not src and not _is_ancestor(dst, src):
+            # A better path to a known state: the node keeps one identity and takes the better priority.
+            dst.priority = priority
+            dst.depth = min(dst.depth, src.depth + 1)
+            dst.parent_edge = edge
+            if not dst.explored and dst.status is NodeStatus.OPEN:
+                self._push(dst)
+        edge.dst = dst
+        self._link(edge)
+        if dst.status is NodeStatus.PROVED:
+            self._mark_proved(src, edge)
+        return edge
+
+    def add_proof(self, src: Node, candidate: TacticCandidate, score: float) -> Edge:
+        """Record that `candidate` closed every goal of `src`; propagates PROVED upward."""
+        edge = Edge(src=src, candidate=candidate, score=score, closes_proof=True)
+        self._link(edge)
+        self._mark_proved(src, edge)
+        return edge
+
+    def add_error(self, src: Node, candidate: TacticCandidate, score: float, error: TacticError) -> Edge:
+        edge = Edge(src=src, candidate=candidate, score=score, error=error)
+        self._link(edge)
+        return edge
+
+    def _link(self, edge: Edge) -> None:
+        edge.src.out_edges.append(edge)
+        if edge.dst is not None:
+            edge.dst.in_edges.append(edge)
+        self.num_edges += 1
+
+    def mark_explored(self, node: Node) -> None:
+        """Call once every candidate of `node` has been applied; may propagate FAILED upward."""
+        node.explored = True
+        self._maybe_fail(node)
+
+    # -- status propagation -----------------------------------------------------------------
+
+    def _mark_proved(self, node: Node, edge: Edge) -> None:
+        stack = [(node, edge)]
+        while stack:
+            current, via = stack.pop()
+            if current.status is NodeStatus.PROVED:
+                continue
+            current.status = NodeStatus.PROVED
+            current.proved_by = via
+            for parent_edge in current.in_edges:
+                if parent_edge.src.status is not NodeStatus.PROVED:
+                    stack.append((parent_edge.src, parent_edge))
+
+    def _maybe_fail(self, node: Node) -> None:
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            if current.status is not NodeStatus.OPEN or not current.explored:
+                continue
+            if all(edge.is_dead for edge in current.out_edges):
+                current.status = NodeStatus.FAILED
+                stack.extend(edge.src for edge in current.in_edges)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def path_to(self, node: Node) -> list[Edge]:
+        """The tactic edges on `node`'s best path from the root."""
+        edges: list[Edge] = []
+        current = node
+        while current.parent_edge is not None:
+            edges.append(current.parent_edge)
+            current = current.parent_edge.src
+        edges.reverse()
+        return edges
+
+    def proof_edges(self) -> list[Edge]:
+        """The edges of the proof of the root, walking down `proved_by`. Empty if the root is not proved."""
+        if self.root.status is not NodeStatus.PROVED:
+            return []
+        edges: list[Edge] = []
+        current: Node | None = self.root
+        while current is not None:
+            edge = current.proved_by
+            if edge is None:
+                raise TreeInvariantError(f"node {current.id} is PROVED without a proving edge")
+            edges.append(edge)
+            current = None if edge.closes_proof else edge.dst
+        return edges
+
+    def iter_edges(self) -> Iterator[Edge]:
+        for node in self.nodes.values():
+            yield from node.out_edges
+
+    @property
+    def frontier_size(self) -> int:
+        return len(self._frontier)
+
+    # -- debugging and export --------------------------------------------------------------------
+
+    def check_invariants(self) -> None:
+        """Raise `TreeInvariantError` if statuses, edges or the node table disagree."""
+        if self.nodes.get(self.root.state) is not self.root:
+            raise TreeInvariantError("the root is not in the node table")
+        edge_count = 0
+        for state, node in self.nodes.items():
+            if node.state != state:
+                raise TreeInvariantError(f"node {node.id} is filed under another state")
+            for edge in node.out_edges:
+                edge_count += 1
+                if edge.src is not node:
+                    raise TreeInvariantError(f"edge {edge.tactic!r} of node {node.id} has another source")
+                outcomes = (edge.dst is not None) + edge.closes_proof + (edge.error is not None)
+                if outcomes != 1:
+                    raise TreeInvariantError(f"edge {edge.tactic!r} of node {node.id} has {outcomes} outcomes")
+                if edge.dst is not None and edge not in edge.dst.in_edges:
+                    raise TreeInvariantError(f"edge {edge.tactic!r} missing from its target's in-edges")
+                leads_to_proof = edge.closes_proof or (
+                    edge.dst is not None and edge.dst.status is NodeStatus.PROVED
+                )
+                if leads_to_proof and node.status is not NodeStatus.PROVED:
+                    raise TreeInvariantError(f"node {node.id} has a proving edge but is {node.status}")
+            if node.status is NodeStatus.PROVED:
+                via = node.proved_by
+                if via is None or via.src is not node:
+                    raise TreeInvariantError(f"node {node.id} is PROVED without its own proving edge")
+                if not (via.closes_proof or (via.dst is not None and via.dst.status is NodeStatus.PROVED)):
+                    raise TreeInvariantError(f"node {node.id} is PROVED by an edge that proves nothing")
+            elif node.status is NodeStatus.FAILED:
+                if not node.explored:
+                    raise TreeInvariantError(f"node {node.id} FAILED before it was explored")
+                if not all(edge.is_dead for edge in node.out_edges):
+                    raise TreeInvariantError(f"node {node.id} FAILED with a live edge")
+            elif node.explored and all(edge.is_dead for edge in node.out_edges):
+                raise TreeInvariantError(f"node {node.id} should have FAILED")
+        if edge_count != self.num_edges:
+            raise TreeInvariantError(f"edge count {self.num_edges} but {edge_count} edges in the graph")
+        try:
+            self.proof_edges()
+        except TreeInvariantError:
+            raise
+        except RecursionError as error:  # pragma: no cover - defensive
+            raise TreeInvariantError("proof extraction does not terminate") from error
+
+    def to_networkx(self) -> nx.MultiDiGraph:
+        """A MultiDiGraph for inspection: state nodes, plus one sink per error and per proof edge."""
+        import networkx as nx
+
+        graph = nx.MultiDiGraph(root=f"n{self.root.id}")
+        for node in self.nodes.values():
+            graph.add_node(
+                f"n{node.id}",
+                kind="state",
+                pp=node.state.pp,
+                status=node.status.value,
+                priority=node.priority,
+                depth=node.depth,
+                explored=node.explored,
+            )
+        sink_ids = itertools.count()
+        proof_edges = {id(edge) for edge in self.proof_edges()}
+        for edge in self.iter_edges():
+            if edge.dst is not None:
+                target = f"n{edge.dst.id}"
+            else:
+                target = f"{'proof' if edge.closes_proof else 'error'}{next(sink_ids)}"
+                graph.add_node(target, kind=edge.kind, message=edge.error.message if edge.error else "")
+            graph.add_edge(
+                f"n{edge.src.id}",
+                target,
+                tactic=edge.tactic,
+                kind=edge.kind,
+                score=edge.score,
+                logprob=edge.candidate.logprob,
+                num_tokens=edge.candidate.num_tokens,
+                on_proof=id(edge) in proof_edges,
+            )
+        return graph
+
+    def to_json(self) -> dict[str, Any]:
+        """The graph in networkx's node-link form, ready for `json.dumps`."""
+        from networkx.readwrite import json_graph
+
+        return dict(json_graph.node_link_data(self.to_networkx(), edges="edges"))
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), ensure_ascii=False, indent=1), encoding="utf-8")
+
+    def write_graphml(self, path: Path) -> None:
+        import networkx as nx
+
+        nx.write_graphml(self.to_networkx(), path)
+
+
+def _is_ancestor(candidate: Node, node: Node) -> bool:
+    """Whether `candidate` lies on `node`'s best path from the root (re-parenting it would make a cycle)."""
+    current: Node | None = node
+    while current is not None:
+        if current is candidate:
+            return True
+        current = current.parent_edge.src if current.parent_edge is not None else None
+    return False

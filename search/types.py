@@ -1,0 +1,207 @@
+"""Search-side vocabulary: tactic candidates, the generator protocol, search settings and results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from lean_env.types import ProofState, Theorem, VerifyResult
+
+
+@dataclass(frozen=True, slots=True)
+class TacticCandidate:
+    """One tactic proposed by a model.
+
+    `logprob` is the sum of the model's log-probabilities of the tactic's tokens (from the raw
+    logits, not after temperature), `num_tokens` how many tokens that sum covers.
+    """
+
+    text: str
+    logprob: float
+    num_tokens: int
+
+    @property
+    def mean_logprob(self) -> float:
+        """Llemma's candidate score: the mean token log-probability."""
+        return self.logprob / max(self.num_tokens, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """Ask for `num_samples` next-tactic candidates for `state` of `theorem`.
+
+    The theorem is given so prompt formats that show the statement can use it.
+    """
+
+    state: ProofState
+    num_samples: int
+    theorem: Theorem | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1:
+            raise ValueError(f"GenerationRequest.num_samples: must be >= 1, got {self.num_samples}")
+
+
+@runtime_checkable
+class TacticGenerator(Protocol):
+    """Proposes tactics. Batched: many requests in, one candidate list per request out, same order.
+
+    Concurrent searches share one generator; implementations may merge concurrent calls into one
+    model call. Candidates within a list are unique by text and ordered best first. A failure of the
+    model raises; it is never reported as an empty list.
+    """
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[TacticCandidate]]: ...
+
+    async def close(self) -> None: ...
+
+
+class PriorityScheme(StrEnum):
+    """How a node's priority is computed from the tactics on its path (higher is explored first)."""
+
+    LLEMMA = "llemma"
+    """Sum over the path of each tactic's mean token log-prob (wellecks/llemma_formal2formal)."""
+    REPROVER = "reprover"
+    """Sum over the path of each tactic's summed log-prob (lean-dojo/ReProver)."""
+
+    def score(self, candidate: TacticCandidate) -> float:
+        if self is PriorityScheme.LLEMMA:
+            return candidate.mean_logprob
+        return candidate.logprob
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"SearchConfig.{name}: must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchConfig:
+    """Budgets and knobs of one best-first search. Defaults follow the Llemma reference runs."""
+
+    max_expansions: int = 100
+    """Stop after this many node expansions (one generator call each)."""
+    num_samples: int = 32
+    """Candidates requested per expansion."""
+    wall_clock_s: float = 600.0
+    """Wall-clock budget of the whole search, excluding the final verification."""
+    tactic_timeout_s: float = 5.0
+    """Timeout of one tactic, separate from the wall-clock budget."""
+    verify_timeout_s: float = 120.0
+    """Timeout of the whole-file re-check of a found proof."""
+    priority: PriorityScheme = PriorityScheme.LLEMMA
+    max_concurrent_tactics: int = 8
+    """How many candidates of one expansion run in Lean at once."""
+    stop_on_first_proof: bool = True
+    debug_invariants: bool = False
+    """Check the tree's invariants after every expansion (slow; for tests and debugging)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_expansions, int) or self.max_expansions < 1:
+            raise ValueError(f"SearchConfig.max_expansions: must be an integer >= 1, got {self.max_expansions!r}")
+        if not isinstance(self.num_samples, int) or self.num_samples < 1:
+            raise ValueError(f"SearchConfig.num_samples: must be an integer >= 1, got {self.num_samples!r}")
+        if not isinstance(self.max_concurrent_tactics, int) or self.max_concurrent_tactics < 1:
+            raise ValueError(
+                f"SearchConfig.max_concurrent_tactics: must be an integer >= 1, got {self.max_concurrent_tactics!r}"
+            )
+        _positive("wall_clock_s", self.wall_clock_s)
+        _positive("tactic_timeout_s", self.tactic_timeout_s)
+        _positive("verify_timeout_s", self.verify_timeout_s)
+        object.__setattr__(self, "priority", PriorityScheme(self.priority))
+
+
+class SearchStatus(StrEnum):
+    PROVED = "proved"
+    """A proof was found and the whole-file re-check accepted it."""
+    FAILED = "failed"
+    """Every reachable state was explored (or failed) without a proof."""
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    """The expansion budget ran out."""
+    TIMED_OUT = "timed_out"
+    """The wall-clock budget ran out."""
+    ENV_ERROR = "env_error"
+    """The Lean backend or the model failed; `failure_reason` says which and why."""
+
+
+@dataclass(slots=True)
+class SearchStats:
+    """Counters of one search; filled in while it runs, so observers can read them live."""
+
+    expansions: int = 0
+    nodes: int = 0
+    edges: int = 0
+    tactics_tried: int = 0
+    duplicate_candidates: int = 0
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    model_seconds: float = 0.0
+    env_seconds: float = 0.0
+    verify_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedProof:
+    """A tactic sequence that closed every goal step by step but failed the whole-file re-check."""
+
+    proof: str
+    verify: VerifyResult
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """What a search reports. `proof` is set only when `status` is PROVED, which implies `verified`."""
+
+    theorem_name: str
+    status: SearchStatus
+    proof: str | None
+    tactics: tuple[str, ...]
+    verified: bool
+    failure_reason: str | None
+    stats: SearchStats
+    rejected_proofs: tuple[RejectedProof, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.status is SearchStatus.PROVED and not (self.verified and self.proof):
+            raise ValueError("SearchResult: status PROVED requires a verified proof")
+        if self.status is not SearchStatus.PROVED and self.proof is not None:
+            raise ValueError("SearchResult.proof: only a PROVED result carries a proof")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record (the shape of one line of an evaluation's results file)."""
+        return {
+            "name": self.theorem_name,
+            "status": self.status.value,
+            "proved": self.status is SearchStatus.PROVED,
+            "verified": self.verified,
+            "proof": self.proof,
+            "tactics": list(self.tactics),
+            "failure_reason": self.failure_reason,
+            "stats": self.stats.to_dict(),
+            "rejected_proofs": [
+                {"proof": r.proof, "status": r.verify.status.value, "reason": r.verify.reason}
+                for r in self.rejected_proofs
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ExpansionEvent:
+    """Emitted after each expansion so a caller can watch a search while it runs."""
+
+    theorem_name: str
+    expansion: int
+    state: ProofState
+    candidates: int
+    stats: SearchStats
+
+
+class SearchObserver(Protocol):
+    """Receives events from a running search; must not block (it runs on the event loop)."""
+
+    def on_expansion(self, event: ExpansionEvent) -> None: ...
