@@ -1,0 +1,109 @@
+"""The `prover` command. Subcommands live in their own modules and are imported only when invoked,
+so `prover --help` and `prover --version` work on a bare CPU box without torch or Lean.
+
+Expected failures (a missing toolchain or model, bad settings, a malformed statement) print one
+clear message and exit with status 2; nothing the user can fix ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from prover import __version__
+
+# name -> (module, attribute, one-line help shown by `prover --help` without importing the module)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "prove": ("prover.cli.prove", "prove", "Attempt one theorem with best-first search."),
+    "eval": ("prover.cli.eval_cmd", "eval_group", "Evaluate on a benchmark (miniF2F) in batch."),
+    "report": ("prover.cli.report_cmd", "report", "Write report.md and plots for one run or compare two."),
+    "setup": ("prover.cli.setup_cmd", "setup", "Install or find elan, Lean, the REPL, Mathlib and the data."),
+    "doctor": ("prover.cli.setup_cmd", "doctor", "Report what is installed: Lean, the REPL, LeanDojo, GPUs, vLLM."),
+}
+
+EXIT_USAGE = 2
+
+
+class UserFacingError(click.ClickException):
+    """An error the user can fix; printed as one message, exit status 2."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = SUBCOMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, attribute, short_help = entry
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            return _unavailable(cmd_name, short_help)
+        command: click.Command = getattr(module, attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUBCOMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _unavailable(name: str, short_help: str) -> click.Command:
+    @click.command(name=name, help=short_help)
+    def command() -> None:
+        raise UserFacingError(f"`prover {name}` is not part of this installation")
+
+    return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="prover")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """Prove Lean 4 theorems with Llemma: best-first tactic search, a pooled Lean REPL, and a
+    whole-file re-check of every proof before it is reported."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)], force=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point; turns the expected failures into exit status 2 with one message."""
+    from lean_env.errors import MissingDependency
+
+    from prover.config import SettingsError
+
+    try:
+        cli.main(args=argv, prog_name="prover", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except MissingDependency as error:
+        click.echo(f"error: {error.what} is not available.\n{error.how}", err=True)
+        sys.exit(EXIT_USAGE)
+    except SettingsError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
