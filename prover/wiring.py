@@ -7,9 +7,8 @@ never imports torch. Missing pieces raise `MissingDependency` with what to insta
 from __future__ import annotations
 
 from lean_env.protocol import LeanEnv
-from search.types import TacticGenerator
-
 from prover.config import LeanSettings, ModelSettings
+from search.types import TacticGenerator
 
 
 def build_env(lean: LeanSettings) -> LeanEnv:

@@ -22,7 +22,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "eval": ("prover.cli.eval_cmd", "eval_group", "Evaluate on a benchmark (miniF2F) in batch."),
     "report": ("prover.cli.report_cmd", "report", "Write report.md and plots for one run or compare two."),
     "setup": ("prover.cli.setup_cmd", "setup", "Install or find elan, Lean, the REPL, Mathlib and the data."),
-    "doctor": ("prover.cli.setup_cmd", "doctor", "Report what is installed: Lean, the REPL, LeanDojo, GPUs, vLLM."),
+    "doctor": (
+        "prover.cli.setup_cmd",
+        "doctor",
+        "Report what is installed: Lean, the REPL, LeanDojo, GPUs, vLLM.",
+    ),
 }
 
 EXIT_USAGE = 2
@@ -84,7 +88,6 @@ def cli(verbose: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point; turns the expected failures into exit status 2 with one message."""
     from lean_env.errors import MissingDependency
-
     from prover.config import SettingsError
 
     try:

@@ -1,0 +1,153 @@
+"""`prover prove`: attempt one theorem and print the verified proof and the search's stats."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from prover.cli.main import UserFacingError
+
+
+def _settings_overrides(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        "lean": {
+            "backend": options["env"],
+            "workers": options["workers"],
+            "repl_command": options["repl_command"].split() if options["repl_command"] else None,
+            "project_dir": options["project_dir"],
+        },
+        "model": {
+            "backend": options["backend"],
+            "name": options["model"],
+            "base_urls": list(options["base_url"]) or None,
+            "prompt_format": options["prompt_format"],
+            "temperature": options["temperature"],
+        },
+        "search": {
+            "expansions": options["expansions"],
+            "samples": options["samples"],
+            "timeout_s": options["timeout"],
+            "tactic_timeout_s": options["tactic_timeout"],
+            "priority": options["priority"],
+        },
+    }
+
+
+def _read_theorem(options: dict[str, Any]) -> Any:
+    from lean_env.types import DojoLocation
+    from prover.statements import StatementError, theorem_from_file, theorem_from_statement
+
+    try:
+        if options["env"] == "dojo":
+            missing = [flag for flag in ("repo", "commit", "file", "name") if not options[flag]]
+            if missing:
+                raise UserFacingError(
+                    "--env dojo needs "
+                    + ", ".join(f"--{flag}" for flag in missing)
+                    + " (a theorem in a LeanDojo-traced repository)"
+                )
+            from lean_env.dojo import theorem_from_location
+
+            location = DojoLocation(options["repo"], options["commit"], str(options["file"]), options["name"])
+            return theorem_from_location(location, statement=options["statement"])
+        if options["statement"] and options["file"]:
+            raise UserFacingError("give either --statement or --file/--name, not both")
+        if options["statement"]:
+            header = options["header"]
+            if header is None:
+                from prover.statements import MINIF2F_HEADER
+
+                header = MINIF2F_HEADER
+            return theorem_from_statement(options["statement"], header=header)
+        if options["file"]:
+            if not options["name"]:
+                raise UserFacingError("--file needs --name: the theorem to prove in that file")
+            return theorem_from_file(Path(options["file"]), options["name"])
+    except StatementError as error:
+        raise UserFacingError(str(error)) from error
+    raise UserFacingError('nothing to prove: give --statement "theorem t ... := by" or --file F --name N')
+
+
+@click.command(name="prove")
+@click.option("--statement", help='The theorem, e.g. "theorem t (n : ℕ) : n + 0 = n := by".')
+@click.option("--header", help="Text before the statement (imports, opens). Default: the miniF2F header.")
+@click.option("--file", "file", type=click.Path(), help="A Lean file holding the theorem (with --name).")
+@click.option("--name", help="The theorem's name in --file (or its full name with --env dojo).")
+@click.option("--env", type=click.Choice(["repl", "dojo"]), default=None, help="Lean backend (default repl).")
+@click.option("--repo", help="--env dojo: URL of the LeanDojo-traced repository.")
+@click.option("--commit", help="--env dojo: commit of that repository.")
+@click.option("--project-dir", type=click.Path(path_type=Path), help="Lake project to check in (default miniF2F/).")
+@click.option("--repl-command", help="Command that starts one REPL process (overrides the built REPL).")
+@click.option("--workers", type=int, help="Lean REPL processes (default cores - 1).")
+@click.option("--backend", type=click.Choice(["hf", "vllm", "openai"]), default=None, help="Model backend.")
+@click.option("--model", help="Model name or local path (default EleutherAI/llemma_7b).")
+@click.option("--base-url", multiple=True, help="--backend openai: server base URL (repeat to rotate).")
+@click.option("--prompt-format", help="llemma, reprover, or a template file.")
+@click.option("--temperature", type=float, help="0 = beam search; > 0 = sampling.")
+@click.option("--expansions", type=int, help="Expansion budget (default 100).")
+@click.option("--samples", type=int, help="Candidates per expansion (default 32).")
+@click.option("--timeout", type=float, help="Wall-clock budget of the search in seconds (default 600).")
+@click.option("--tactic-timeout", type=float, help="Timeout of one tactic in seconds (default 5).")
+@click.option("--priority", type=click.Choice(["llemma", "reprover"]), help="Node priority scheme.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file.")
+@click.option("--export-tree", type=click.Path(path_type=Path), help="Write the search graph (.json or .graphml).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def prove(**options: Any) -> None:
+    """Attempt one theorem with best-first search; print the verified proof and the stats.
+
+    Exits 0 when proved, 1 when not, 2 when Lean, the model or the input is missing or malformed.
+    """
+    from prover.config import load_settings
+
+    settings = load_settings(options["config_file"], os.environ, _settings_overrides(options))
+    theorem = _read_theorem({**options, "env": settings.lean.backend})
+    result, tree = asyncio.run(_run(theorem, settings, options["export_tree"] is not None))
+    if options["export_tree"] is not None and tree is not None:
+        path: Path = options["export_tree"]
+        if path.suffix == ".graphml":
+            tree.write_graphml(path)
+        else:
+            tree.write_json(path)
+    _print_result(result, options["as_json"])
+    raise SystemExit(0 if result.status.value == "proved" else 1)
+
+
+async def _run(theorem: Any, settings: Any, keep_tree: bool) -> tuple[Any, Any]:
+    from prover.wiring import build_env, build_generator
+    from search import BestFirstSearch
+
+    env = build_env(settings.lean)  # checks Lean first: it is the cheaper thing to find missing
+    try:
+        generator = build_generator(settings.model)
+        try:
+            search = BestFirstSearch(theorem, env, generator, settings.search.to_config())
+            result = await search.run()
+            return result, search.tree if keep_tree else None
+        finally:
+            await generator.close()
+    finally:
+        await env.close()
+
+
+def _print_result(result: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if result.proof is not None:
+        console.print(f"[bold green]proved[/] {result.theorem_name} (verified by a whole-file re-check)")
+        console.print(result.proof, markup=False, highlight=False)
+    else:
+        console.print(f"[bold red]{result.status.value}[/] {result.theorem_name}: {result.failure_reason}")
+    table = Table(title="search stats", show_header=False)
+    for key, value in result.stats.to_dict().items():
+        table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+    console.print(table)

@@ -1,0 +1,80 @@
+"""`prover prove` as a user runs it: the console script, in a subprocess, on a machine without Lean."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_prover(*args: str, env_extra: dict[str, str] | None = None, tmp_home: Path) -> subprocess.CompletedProcess[str]:
+    # A PATH without lake/elan and a HOME without ~/.elan: the machine of a user who has not run setup.
+    env = {
+        "PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin",
+        "HOME": str(tmp_home),
+        "PYTHONPATH": str(REPO_ROOT),
+        **(env_extra or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "prover.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_home,
+        timeout=120,
+    )
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    version = run_prover("--version", tmp_home=tmp_path)
+    assert version.returncode == 0 and "0.1.0" in version.stdout
+    helped = run_prover("prove", "--help", tmp_home=tmp_path)
+    assert helped.returncode == 0
+    for flag in (
+        "--statement",
+        "--file",
+        "--expansions",
+        "--samples",
+        "--timeout",
+        "--tactic-timeout",
+        "--json",
+    ):
+        assert flag in helped.stdout
+
+
+def test_missing_lean_exits_2_with_one_clear_message(tmp_path: Path) -> None:
+    done = run_prover(
+        "prove",
+        "--statement",
+        "theorem t (n : ℕ) : n + 0 = n := by",
+        "--project-dir",
+        str(tmp_path / "proj"),
+        tmp_home=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "prover setup" in done.stderr
+    assert done.stderr.lower().count("error:") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--statement", "theorem t : 1 = 1 := by simp"], "nothing may follow"),
+        (["--statement", "lemma"], "must start with `theorem <name>`"),
+        (["--file", "nowhere.lean", "--name", "t"], "does not exist"),
+        (["--file", "nowhere.lean"], "--file needs --name"),
+        ([], "nothing to prove"),
+        (["--statement", "theorem t : 1 = 1 := by", "--expansions", "0"], "search.expansions"),
+    ],
+)
+def test_malformed_input_exits_2_saying_what_is_wrong(tmp_path: Path, args: list[str], complaint: str) -> None:
+    done = run_prover("prove", *args, tmp_home=tmp_path)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert complaint in done.stderr
+    assert "Traceback" not in done.stderr
