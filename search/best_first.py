@@ -199,7 +199,9 @@ class BestFirstSearch:
         request = GenerationRequest(state=node.state, num_samples=self.config.num_samples, theorem=self.theorem)
         try:
             (candidates,) = await self.generator.generate([request])
-        except (asyncio.CancelledError, TimeoutError):
+        except asyncio.CancelledError:
+            # The search's own deadline arrives here as a cancellation (the scope turns it into
+            # TimeoutError only on exit), so a TimeoutError raised by the generator is its failure.
             raise
         except Exception as error:
             logger.exception("tactic generator failed on %s", self.theorem.name)

@@ -110,7 +110,11 @@ class SearchConfig:
         _positive("wall_clock_s", self.wall_clock_s)
         _positive("tactic_timeout_s", self.tactic_timeout_s)
         _positive("verify_timeout_s", self.verify_timeout_s)
-        object.__setattr__(self, "priority", PriorityScheme(self.priority))
+        try:
+            object.__setattr__(self, "priority", PriorityScheme(self.priority))
+        except ValueError:
+            choices = ", ".join(scheme.value for scheme in PriorityScheme)
+            raise ValueError(f"SearchConfig.priority: must be one of {choices}, got {self.priority!r}") from None
 
 
 class SearchStatus(StrEnum):

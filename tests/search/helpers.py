@@ -1,0 +1,95 @@
+"""Shared helpers for the search tests: run one search over scripted stand-ins, with a hang guard."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from lean_env.types import Theorem
+from search import BestFirstSearch, ExpansionEvent, SearchConfig, SearchResult
+from tests.stand_ins.scripted import (
+    Script,
+    ScriptedEnv,
+    ScriptedGenerator,
+    make_theorem,
+    uniform_candidates,
+)
+
+GUARD_S = 10.0
+"""No single search in these tests may take longer; a hang fails the test instead of the suite."""
+
+
+class Recorder:
+    """An observer that keeps every event and checks the tree's invariants as the search runs."""
+
+    def __init__(self) -> None:
+        self.events: list[ExpansionEvent] = []
+        self.search: BestFirstSearch | None = None
+        self.snapshots: list[dict[str, Any]] = []
+
+    def on_expansion(self, event: ExpansionEvent) -> None:
+        self.events.append(event)
+        # The event carries the live stats object; keep a copy of what it said at this moment.
+        self.snapshots.append(dataclasses.asdict(event.stats))
+        if self.search is not None and self.search.tree is not None:
+            self.search.tree.check_invariants()
+
+    @property
+    def expanded(self) -> list[str]:
+        return [event.state.pp for event in self.events]
+
+
+@dataclasses.dataclass
+class Run:
+    result: SearchResult
+    search: BestFirstSearch
+    env: ScriptedEnv
+    generator: ScriptedGenerator
+    recorder: Recorder
+
+
+def config(**overrides: Any) -> SearchConfig:
+    """A test config: invariants checked after every expansion, small budgets, short timeouts."""
+    values: dict[str, Any] = {
+        "max_expansions": 50,
+        "num_samples": 32,
+        "wall_clock_s": 5.0,
+        "tactic_timeout_s": 1.0,
+        "verify_timeout_s": 5.0,
+        "debug_invariants": True,
+    }
+    values.update(overrides)
+    return SearchConfig(**values)
+
+
+async def run_search(
+    script: Script,
+    *,
+    table: Mapping[str, Sequence[tuple[str, float, int]]] | None = None,
+    cfg: SearchConfig | None = None,
+    env: ScriptedEnv | None = None,
+    generator: ScriptedGenerator | None = None,
+    theorem: Theorem | None = None,
+    initial: str = "root",
+    latency: Callable[[str, str], float] | None = None,
+) -> Run:
+    env = env if env is not None else ScriptedEnv(script, initial, latency=latency)
+    generator = generator if generator is not None else ScriptedGenerator(table if table is not None else uniform_candidates(script))
+    recorder = Recorder()
+    search = BestFirstSearch(theorem or make_theorem(), env, generator, cfg or config(), observer=recorder)
+    recorder.search = search
+    async with asyncio.timeout(GUARD_S):
+        result = await search.run()
+    if search.tree is not None:
+        search.tree.check_invariants()
+    return Run(result, search, env, generator, recorder)
+
+
+def comparable(result: SearchResult) -> dict[str, Any]:
+    """A result's record without the timing fields, for determinism checks."""
+    record = result.to_dict()
+    for key in ("model_seconds", "env_seconds", "verify_seconds", "wall_seconds"):
+        record["stats"].pop(key)
+    return record
