@@ -1,0 +1,94 @@
+"""Opening a run directory: a fresh run, or a resume checked against the recorded manifest.
+
+`prepare_run` is what `prover eval` does before any search starts, kept out of the CLI so every
+executor (local, Ray) and every driver resumes the same way: names already in `results.jsonl` are
+skipped, a torn last line is cut off, and settings that would mix two experiments are refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prover.config import ProverSettings
+from prover.evaluation.manifest import (
+    build_manifest,
+    check_resume,
+    read_manifest,
+    resumed_manifest,
+    write_manifest,
+)
+from prover.evaluation.results import RESULTS_FILE, completed_names, remove_records, repair_torn_tail
+from prover.minif2f.dataset import Dataset
+from search.types import SearchStatus
+
+logger = logging.getLogger(__name__)
+
+
+class RunDirectoryError(ValueError):
+    """The output directory cannot be used as asked (results exist without `--resume`, or a mismatch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRun:
+    """A run directory ready to receive records: where results go and which names to skip."""
+
+    out_dir: Path
+    results_path: Path
+    manifest: dict[str, Any]
+    skip: frozenset[str]
+    warnings: tuple[str, ...]
+    retried: tuple[str, ...] = ()
+    """Names whose `env_error` records were removed to be attempted again (`retry_errors`)."""
+
+
+def prepare_run(
+    out_dir: Path,
+    settings: ProverSettings,
+    dataset: Dataset,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    retry_errors: bool = False,
+    selection: Mapping[str, Any] | None = None,
+    command: Sequence[str] | None = None,
+) -> PreparedRun:
+    """Create or reopen `out_dir` and write its manifest.
+
+    Without `resume`, a directory that already holds results is refused (nothing is overwritten).
+    With `resume`, the recorded manifest must agree on the search budget and model unless `force`
+    (raises `ResumeMismatch`); `retry_errors` first removes `env_error` records so those theorems run again.
+    """
+    out_dir = Path(out_dir)
+    results_path = out_dir / RESULTS_FILE
+    current = build_manifest(settings, dataset, selection=selection, command=command)
+    has_results = results_path.exists() and results_path.stat().st_size > 0
+    if not resume:
+        if has_results:
+            raise RunDirectoryError(
+                f"{out_dir} already holds results; pass --resume to continue that run or choose another --out"
+            )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_manifest(out_dir, current)
+        return PreparedRun(out_dir, results_path, current, frozenset(), ())
+    previous = read_manifest(out_dir)
+    warnings: list[str] = []
+    if previous is None:
+        if has_results:
+            warnings.append(f"{out_dir} has results but no manifest; writing a new manifest")
+        manifest = current
+    else:
+        warnings.extend(check_resume(previous, current, force=force))
+        manifest = resumed_manifest(previous, current)
+    repair_torn_tail(results_path)
+    retried: list[str] = []
+    if retry_errors and results_path.exists():
+        retried = remove_records(results_path, lambda record: record.status == SearchStatus.ENV_ERROR.value)
+    skip = frozenset(completed_names(results_path))
+    write_manifest(out_dir, manifest)
+    for warning in warnings:
+        logger.warning("%s", warning)
+    return PreparedRun(out_dir, results_path, manifest, skip, tuple(warnings), tuple(retried))

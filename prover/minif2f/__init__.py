@@ -1,0 +1,13 @@
+"""The miniF2F benchmark: loading its statements, filtering them, and naming their categories."""
+
+from prover.minif2f.dataset import (
+    SPLITS,
+    Category,
+    Dataset,
+    DatasetError,
+    Problem,
+    category_of,
+    load_dataset,
+)
+
+__all__ = ["SPLITS", "Category", "Dataset", "DatasetError", "Problem", "category_of", "load_dataset"]
