@@ -300,8 +300,10 @@ def _print_summary(prepared: Any, dataset: Any, as_json: bool) -> None:
         }
         click.echo(json.dumps(payload, indent=2))
         return
-    splits = sorted({problem.split for problem in dataset.problems})
-    click.echo(format_summary(summary, title="miniF2F " + "+".join(splits)))
+    from prover.minif2f.dataset import SPLITS
+
+    present = {problem.split for problem in dataset.problems}
+    click.echo(format_summary(summary, title="miniF2F " + "+".join(s for s in SPLITS if s in present)))
     click.echo(f"results: {prepared.results_path}   manifest: {prepared.out_dir / 'manifest.json'}")
 
 
@@ -332,13 +334,13 @@ class _ProgressObserver:
 
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
-            TextColumn("proved [green]{task.fields[proved]}[/] ({task.fields[pct]})"),
+            TextColumn("proved [green]{task.fields[proved]}[/] {task.fields[pct]}"),
             TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
-            TimeRemainingColumn(),
+            TimeRemainingColumn(compact=True),
             console=Console(stderr=True),
             speed_estimate_period=600.0,
         )
@@ -357,7 +359,7 @@ class _ProgressObserver:
             total=total + skipped,
             completed=skipped,
             proved=0,
-            pct="-",
+            pct="",
             rate="",
         )
 
@@ -371,11 +373,11 @@ class _ProgressObserver:
             return
         task = self._progress.tasks[self._task]
         elapsed = task.elapsed or 0.0
-        rate = f"{60 * self._done / elapsed:.1f} thm/min" if elapsed > 0 else ""
+        rate = f"{60 * self._done / elapsed:.1f}/min" if elapsed > 0 else ""
         self._progress.update(
             self._task,
             advance=1,
             proved=self._proved,
-            pct=f"{100 * self._proved / self._done:.1f} % of {self._done} new",
+            pct=f"({100 * self._proved / self._done:.1f} %)",
             rate=rate,
         )
