@@ -558,7 +558,7 @@ def _scan(text: str, *, allow_declaration: bool) -> tuple[str | None, list[Token
         if token.kind == "hash":
             command = _hash_command(token.text)
             if command is not None:
-                return f"runs the command `{command}`; a proof may not contain commands", tokens
+                return f"runs the command `{command}`; commands are not allowed here", tokens
         elif token.kind == "string":
             if "{" in token.text and index > 0 and tokens[index - 1].text.endswith("!"):
                 return "contains an interpolated string, which runs code", tokens
