@@ -367,10 +367,12 @@ def _identifier_end(text: str, start: int) -> tuple[int, str]:
         return index, ".".join(parts)
 
 
-def tokenize(text: str) -> list[Token]:
+def tokenize(text: str, *, check_characters: bool = True) -> list[Token]:
     """Lean text as tokens, comments dropped. Raises `GuardViolation` for text Lean and a reader
-    could see differently: hidden characters, unterminated comments or literals, a stray `-/`."""
-    _check_characters(text)
+    could see differently: hidden characters (unless `check_characters` is false, for reading
+    trusted source files), unterminated comments or literals, a stray `-/`."""
+    if check_characters:
+        _check_characters(text)
     tokens: list[Token] = []
     index = 0
     length = len(text)

@@ -1,0 +1,773 @@
+"""The LeanDojo backend: theorems in a LeanDojo-traced repository, for parity with the Llemma runs.
+
+A theorem is named by its place in a traced repository (`DojoLocation`: repository URL, commit,
+file, full name), e.g. `rah4927/lean-dojo-mew` at d00c776, the project the Llemma paper evaluated
+miniF2F in. `DojoLeanEnv.start` opens one LeanDojo `Dojo` per theorem and drives it from a thread
+of its own; `verify` re-checks the whole file with `lake env lean` inside the traced repository.
+
+Versions. Written against lean-dojo 4.20.0 (the `dojo` extra pins it), whose `trace` supports repos
+on Lean v4.3.0-rc2 up to about v4.20. The adapter also accepts the 1.x API (`hard_timeout`,
+`DojoHardTimeoutError`) that the Llemma runs used (LeanDojo 1.1.2); `lean-dojo-mew` pins Lean
+`nightly-2023-08-19`, older than 4.20.0 can trace, so tracing that repository needs LeanDojo 1.x,
+while a repository already traced into the cache only needs `Dojo`. Repositories on newer Lean
+(the miniF2F project under `miniF2F/`, v4.24.0) go through the REPL backend instead.
+
+How LeanDojo's behaviour maps onto ours:
+- `TacticState` -> `Progress`, `ProofFinished` -> `ProofClosed`, `LeanError` -> `TacticError(LEAN_ERROR)`,
+  `ProofGivenUp` -> `TacticError(USED_SORRY)`.
+- `DojoTacticTimeoutError` -> `TacticError(TIMEOUT)`. That `Dojo` is discarded (a Lean process that
+  timed out keeps timing out, LeanDojo issue 218); the next tactic opens a new one and replays the
+  tactic path to the state it was asked about.
+- `DojoCrashError` -> the `Dojo` is restarted and the path replayed; `BackendCrashed` if it crashes again.
+- `DojoInitError` (or anything else `Dojo.__enter__` raises) -> `BackendStartError`, after killing
+  the lake/lean processes it left behind (`__exit__` never runs when `__enter__` fails).
+- LeanDojo reads its settings from environment variables once, at import. They are set from
+  `DojoConfig` right before the first `import lean_dojo`, never when this module is imported.
+Known trap left to the user: `Dojo.__enter__` deletes `lakefile.olean` in the process's working directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import psutil
+
+from lean_env.errors import BackendCrashed, BackendStartError, MissingDependency
+from lean_env.guard import GuardViolation, check_statement_text, check_tactic_text, tokenize
+from lean_env.types import (
+    DojoLocation,
+    LeanMessage,
+    Progress,
+    ProofClosed,
+    ProofState,
+    Severity,
+    TacticError,
+    TacticErrorKind,
+    TacticOutcome,
+    Theorem,
+    VerifyResult,
+    VerifyStatus,
+)
+from lean_env.verification import build_check_file, judge, normalize_statement, precheck
+
+logger = logging.getLogger(__name__)
+
+_MEMORY_LIMIT = re.compile(r"\d+g")
+_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+"""Where `prover setup` checks out upstream repositories (`data/lean-dojo-mew`, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DojoConfig:
+    """How to run LeanDojo.
+
+    `cache_dir`: LeanDojo's `CACHE_DIR` (traced repositories); None keeps LeanDojo's default
+    (`~/.cache/lean_dojo`). `timeout_s`: deadline of one interaction that is not a tactic (opening a
+    `Dojo`, which elaborates the file's imports). `cpu_limit` / `memory_limit` (`"16g"`): LeanDojo's
+    `TACTIC_CPU_LIMIT` / `TACTIC_MEMORY_LIMIT`, passed to `lean --threads/--memory`.
+    `disable_remote_cache`: never download traces from LeanDojo's remote cache (needed offline).
+    `lean_command`: how the whole-file check runs Lean inside the traced repository.
+    `crash_restarts`: how many times one tactic may restart a crashed `Dojo` before `BackendCrashed`.
+    """
+
+    cache_dir: Path | None = None
+    timeout_s: float = 600.0
+    cpu_limit: int = 1
+    memory_limit: str = "16g"
+    disable_remote_cache: bool = False
+    num_procs: int | None = None
+    tmp_dir: Path | None = None
+    lean_command: tuple[str, ...] = ("lake", "env", "lean")
+    crash_restarts: int = 1
+
+    def __post_init__(self) -> None:
+        if not _MEMORY_LIMIT.fullmatch(self.memory_limit):
+            raise ValueError(f"DojoConfig.memory_limit: {self.memory_limit!r} must look like '16g' (LeanDojo's format)")
+        if self.cpu_limit < 1:
+            raise ValueError("DojoConfig.cpu_limit: must be at least 1")
+        if self.timeout_s <= 0:
+            raise ValueError("DojoConfig.timeout_s: must be positive")
+        if self.crash_restarts < 0:
+            raise ValueError("DojoConfig.crash_restarts: must not be negative")
+        if not self.lean_command:
+            raise ValueError("DojoConfig.lean_command: must not be empty")
+
+    def environment(self) -> dict[str, str]:
+        """The environment variables LeanDojo reads at import, as this config sets them."""
+        values = {"TACTIC_CPU_LIMIT": str(self.cpu_limit), "TACTIC_MEMORY_LIMIT": self.memory_limit}
+        if self.cache_dir is not None:
+            values["CACHE_DIR"] = str(Path(self.cache_dir).expanduser().absolute())
+        if self.disable_remote_cache:
+            values["DISABLE_REMOTE_CACHE"] = "1"
+        if self.num_procs is not None:
+            values["NUM_PROCS"] = str(self.num_procs)
+        if self.tmp_dir is not None:
+            values["TMP_DIR"] = str(Path(self.tmp_dir).expanduser().absolute())
+        return values
+
+
+_IMPORT_LOCK = threading.Lock()
+_IMPORTED_WITH: dict[str, str] | None = None
+
+
+def import_lean_dojo(config: DojoConfig) -> ModuleType:
+    """Set LeanDojo's environment variables from `config`, then import it (once per process).
+
+    LeanDojo reads its settings only at import; a later call with different settings logs a warning
+    and keeps the first ones. Raises `MissingDependency` when lean-dojo is not installed.
+    """
+    global _IMPORTED_WITH
+    wanted = config.environment()
+    with _IMPORT_LOCK:
+        if _IMPORTED_WITH is None:
+            if "lean_dojo" in sys.modules:
+                logger.warning(
+                    "lean_dojo was imported before DojoConfig could set its environment; %s is ignored", wanted
+                )
+            # This is the one place that writes LeanDojo's settings, right before its import reads them.
+            os.environ.update(wanted)
+            _IMPORTED_WITH = wanted
+        elif wanted != _IMPORTED_WITH:
+            logger.warning(
+                "LeanDojo was already imported with %s; it reads its settings once, so %s is ignored",
+                _IMPORTED_WITH,
+                wanted,
+            )
+        try:
+            import lean_dojo
+        except ImportError as error:
+            raise MissingDependency(
+                "LeanDojo (the lean-dojo package)", "Install it with `pip install -e '.[dojo]'` (lean-dojo==4.20.0)."
+            ) from error
+    return lean_dojo
+
+
+# --- reading theorems from traced repositories --------------------------------------------------
+
+
+class DojoLocationError(ValueError):
+    """A `DojoLocation` or a statement given with it does not match the repository's file."""
+
+
+def locate_theorem(source: str, full_name: str) -> tuple[str, str]:
+    """Split a Lean file at the theorem `full_name`: (header, statement ending in `:= by`).
+
+    The header is the whole file text before the theorem (LeanDojo checks a theorem in the context
+    of everything above it). Raises `DojoLocationError` when there is no such theorem or it has no `:=`.
+    """
+    try:
+        tokens = tokenize(source, check_characters=False)
+    except GuardViolation as error:
+        raise DojoLocationError(f"cannot read the file: it {error}") from error
+    short = full_name.rsplit(".", 1)[-1]
+    for index in range(len(tokens) - 1):
+        keyword, name = tokens[index], tokens[index + 1]
+        if keyword.kind != "ident" or keyword.name not in ("theorem", "lemma") or name.kind != "ident":
+            continue
+        if name.name not in (short, full_name) and not full_name.endswith("." + name.name):
+            continue
+        depth = 0
+        for token in tokens[index + 2 :]:
+            if token.text in "([{⦃⟨":
+                depth += 1
+            elif token.text in ")]}⦄⟩":
+                depth = max(0, depth - 1)
+            elif token.text == ":=" and depth == 0:
+                statement = source[keyword.start : token.start + 2].rstrip() + " by"
+                return source[: keyword.start], statement
+            elif token.kind == "ident" and token.name in ("theorem", "lemma", "def", "where"):
+                break
+        raise DojoLocationError(f"theorem {full_name} has no `:=` LeanDojo could replace the proof after")
+    raise DojoLocationError(f"no theorem named {full_name} in the file")
+
+
+def _git_head(directory: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=20, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _same_commit(head: str | None, commit: str) -> bool:
+    return head is not None and len(commit) >= 7 and (head.startswith(commit) or commit.startswith(head))
+
+
+def _repo_name(url: str) -> str:
+    return url.rstrip("/").removesuffix(".git").rsplit("/", 1)[-1]
+
+
+def find_source(location: DojoLocation, roots: Iterable[Path] = (), cache_dir: Path | None = None) -> Path | None:
+    """The file of `location` at its commit, if a copy is on this machine.
+
+    Looked for, in order: the repository itself when `repo_url` is a local checkout, `<root>/<repo name>`
+    for each of `roots` (where `prover setup` checks out upstream data), and LeanDojo's cache of
+    traced repositories (`cache_dir`, default `~/.cache/lean_dojo`). Checkouts count only at `commit`.
+    """
+    name = _repo_name(location.repo_url)
+    candidates: list[Path] = []
+    local = Path(location.repo_url).expanduser()
+    if local.is_dir():
+        candidates.append(local)
+    candidates.extend(Path(root) / name for root in roots)
+    for directory in candidates:
+        path = directory / location.file_path
+        if path.is_file() and _same_commit(_git_head(directory), location.commit):
+            return path
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else Path.home() / ".cache" / "lean_dojo"
+    if cache.is_dir():
+        for traced in sorted(cache.glob(f"*-{name}-{location.commit}*/{name}")):
+            path = traced / location.file_path
+            if path.is_file():
+                return path
+    return None
+
+
+def theorem_from_location(
+    location: DojoLocation,
+    statement: str | None = None,
+    *,
+    source_roots: Sequence[Path] | None = None,
+    cache_dir: Path | None = None,
+) -> Theorem:
+    """The `Theorem` at `location`, its statement and header read from the repository's file.
+
+    The file is found with `find_source` (default roots: the repository's `data/` folder filled by
+    `prover setup`). `statement`, when given, must be the file's statement up to whitespace; when the
+    file is nowhere on this machine it is used as given (with an empty header: the dojo backend's
+    `verify` reads the header from the traced repository anyway). Raises `MissingDependency` when
+    neither is available and `DojoLocationError` for a statement that is malformed or does not match.
+    """
+    if statement is not None:
+        statement = statement.strip()
+        if not statement.endswith(":= by"):
+            statement = statement.removesuffix(":=").rstrip() + " := by"
+        problem = check_statement_text(statement)
+        if problem is not None:
+            raise DojoLocationError(problem)
+    roots = [_DATA_DIR] if source_roots is None else list(source_roots)
+    source = find_source(location, roots, cache_dir)
+    if source is None:
+        if statement is None:
+            raise MissingDependency(
+                f"the source of {location.file_path} at {location.repo_url}@{location.commit[:7]}",
+                "Run `prover setup` (it checks out lean-dojo-mew into data/), trace the repository with "
+                "LeanDojo, or pass the statement with --statement.",
+            )
+        return Theorem(name=location.full_name, header="", formal_statement=statement, location=location)
+    header, found = locate_theorem(source.read_text(encoding="utf-8"), location.full_name)
+    if statement is not None and normalize_statement(statement) != normalize_statement(found):
+        raise DojoLocationError(
+            f"the statement given differs from the one in {location.file_path}: {normalize_statement(found)[:200]}"
+        )
+    return Theorem(name=location.full_name, header=header, formal_statement=found, location=location)
+
+
+# --- Lean's command-line output ------------------------------------------------------------------
+
+_MESSAGE_START = re.compile(
+    r"^(?:(?P<file>[^\n]*?):(?P<line>\d+):(?P<column>\d+): )?"
+    r"(?P<severity>error|warning|info|information|trace)(?:\([^)\n]*\))?: ?(?P<text>.*)$"
+)
+_AXIOMS_LINE = re.compile(r"^'.*' (?:depends on axioms|does not depend on any axioms)")
+_SEVERITIES = {"information": Severity.INFO, "info": Severity.INFO}
+
+
+def parse_lean_output(output: str) -> list[LeanMessage]:
+    """Messages from what `lean FILE` printed: `file:line:col: severity: text` plus continuation lines.
+
+    Lean's command line prints info messages without a position in some versions; an unprefixed
+    `#print axioms` answer is therefore taken as a message of its own.
+    """
+    messages: list[LeanMessage] = []
+    current: dict[str, Any] | None = None
+
+    def flush() -> None:
+        if current is not None:
+            text = "\n".join(current["lines"]).rstrip()
+            messages.append(LeanMessage(current["severity"], text, current["line"], current["column"]))
+
+    for raw in output.splitlines():
+        match = _MESSAGE_START.match(raw)
+        if match is not None:
+            flush()
+            severity = _SEVERITIES.get(match.group("severity")) or Severity(match.group("severity"))
+            current = {
+                "severity": severity,
+                "line": int(match.group("line") or 0),
+                "column": int(match.group("column") or 0),
+                "lines": [match.group("text")],
+            }
+        elif _AXIOMS_LINE.match(raw) or current is None:
+            if not raw.strip() and current is None:
+                continue
+            flush()
+            current = {"severity": Severity.INFO, "line": 0, "column": 0, "lines": [raw]}
+        else:
+            current["lines"].append(raw)
+    flush()
+    return messages
+
+
+# --- processes -------------------------------------------------------------------------------------
+
+
+def _kill_process_tree(pid: int) -> None:
+    """Kill `pid`, its process group when it leads its own, and every descendant still alive."""
+    victims: list[Any] = []
+    try:
+        root = psutil.Process(pid)
+        victims = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        group = os.getpgid(pid)
+        if group == pid and group != os.getpgrp():
+            os.killpg(group, signal.SIGKILL)
+    for victim in victims:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            victim.kill()
+    psutil.wait_procs(victims, timeout=5)
+
+
+def _kill_dojo_processes(dojo: Any) -> None:
+    """Kill the lake/lean processes a `Dojo` spawned and delete its rewritten copy of the file."""
+    proc = getattr(dojo, "proc", None)
+    pid = getattr(proc, "pid", None)
+    if isinstance(pid, int) and pid > 0:
+        _kill_process_tree(pid)
+        with contextlib.suppress(Exception):
+            proc.close(force=True)  # type: ignore[union-attr]
+    modified = getattr(dojo, "modified_file", None)
+    if modified is not None:
+        with contextlib.suppress(Exception):
+            modified.__exit__(None, None, None)
+
+
+# --- the backend -------------------------------------------------------------------------------------
+
+DojoFactory = Callable[[DojoLocation, float], Any]
+"""Builds an un-entered `Dojo` (a context manager) for a location and a per-interaction timeout."""
+
+
+def _real_dojo_factory(config: DojoConfig) -> DojoFactory:
+    def build(location: DojoLocation, timeout: float) -> Any:
+        lean_dojo = import_lean_dojo(config)
+        repo = lean_dojo.LeanGitRepo(location.repo_url, location.commit)
+        theorem = lean_dojo.Theorem(repo, location.file_path, location.full_name)
+        seconds = max(1, math.ceil(timeout))
+        parameters = inspect.signature(lean_dojo.Dojo).parameters
+        if "timeout" in parameters:
+            return lean_dojo.Dojo(theorem, timeout=seconds)
+        if "hard_timeout" in parameters:  # LeanDojo 1.x
+            return lean_dojo.Dojo(theorem, hard_timeout=seconds)
+        return lean_dojo.Dojo(theorem)
+
+    return build
+
+
+def _real_traced_repo(config: DojoConfig) -> Callable[[DojoLocation], Path]:
+    def locate(location: DojoLocation) -> Path:
+        lean_dojo = import_lean_dojo(config)
+        repo = lean_dojo.LeanGitRepo(location.repo_url, location.commit)
+        return Path(lean_dojo.get_traced_repo_path(repo))
+
+    return locate
+
+
+@dataclass(frozen=True, slots=True)
+class _DojoHandle:
+    """Where a state lives: which session and `Dojo` generation, and the tactic path that led to it.
+
+    `steps` holds (tactic, resulting pp) pairs from the initial state, so a fresh `Dojo` can replay them
+    and check that it reaches the same states.
+    """
+
+    session: int
+    generation: int
+    steps: tuple[tuple[str, str], ...]
+    tactic_state: Any = field(repr=False)
+
+
+class _LeanDojoClasses:
+    """LeanDojo's result and exception classes, looked up once (their names moved between versions)."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self.tactic_state = module.TacticState
+        self.proof_finished = module.ProofFinished
+        self.lean_error = module.LeanError
+        self.proof_given_up = module.ProofGivenUp
+        self.timeout_result = getattr(module, "TimeoutError", None)  # LeanDojo < 1.0 returned a value
+        self.timeout_errors: tuple[type[BaseException], ...] = tuple(
+            getattr(module, name)
+            for name in ("DojoTacticTimeoutError", "DojoHardTimeoutError")
+            if hasattr(module, name)
+        )
+        self.crash_error: type[BaseException] = module.DojoCrashError
+        self.init_error: type[BaseException] = module.DojoInitError
+
+
+class _Abandoned:
+    """Set from the event loop when it stopped waiting for a tactic (the thread must not retry it)."""
+
+    def __init__(self) -> None:
+        self.flag = threading.Event()
+
+
+_SESSION_IDS = itertools.count(1)
+
+
+class DojoSession:
+    """Tactic-mode access to one theorem through LeanDojo (a `ProofSession`).
+
+    Every `Dojo` call runs on this session's own thread, in order: a `Dojo` drives one pexpect-ed
+    Lean process that must not be used from two threads at once, and a private thread keeps
+    hundreds of sessions from queueing on (and starving) the event loop's shared default executor.
+    """
+
+    def __init__(self, env: DojoLeanEnv, theorem: Theorem, location: DojoLocation) -> None:
+        self._env = env
+        self._theorem = theorem
+        self._location = location
+        self._id = next(_SESSION_IDS)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dojo-{self._id}")
+        self._dojo: Any = None
+        self._generation = 0
+        self._replayed: dict[tuple[tuple[str, str], ...], Any] = {}
+        self._initial: ProofState | None = None
+        self._closed = False
+
+    @property
+    def theorem(self) -> Theorem:
+        return self._theorem
+
+    @property
+    def initial_state(self) -> ProofState:
+        if self._initial is None:
+            raise RuntimeError("DojoSession.initial_state: the session has not started")
+        return self._initial
+
+    async def _call(self, function: Callable[[], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function)
+
+    # Everything below named `_sync_*` runs on the session's thread only.
+
+    def _sync_open(self) -> Any:
+        classes = self._env._classes()
+        started = time.monotonic()
+        try:
+            dojo = self._env._dojo_factory(self._location, self._env.config.timeout_s)
+        except MissingDependency:
+            raise
+        except Exception as error:
+            raise BackendStartError(f"LeanDojo could not prepare {self._location.full_name}: {error}") from error
+        try:
+            entered, state = dojo.__enter__()
+        except BaseException as error:
+            _kill_dojo_processes(dojo)
+            kind = "could not start" if isinstance(error, classes.init_error) else "failed while starting"
+            raise BackendStartError(f"LeanDojo {kind} on {self._location.full_name}: {error}") from error
+        if not isinstance(state, classes.tactic_state):
+            _kill_dojo_processes(dojo)
+            raise BackendStartError(f"LeanDojo gave no tactic state for {self._location.full_name}: {state!r}")
+        self._dojo = dojo if entered is None else entered
+        self._dojo_context = dojo
+        self._generation += 1
+        self._replayed = {(): state}
+        logger.debug(
+            "opened Dojo %d for %s in %.1f s", self._generation, self._location.full_name, time.monotonic() - started
+        )
+        return state
+
+    def _sync_discard(self) -> None:
+        context = getattr(self, "_dojo_context", None)
+        self._dojo = None
+        self._dojo_context = None
+        self._replayed = {}
+        if context is None:
+            return
+        try:
+            context.__exit__(None, None, None)
+        except Exception as error:  # a dead process may make LeanDojo's own cleanup fail
+            logger.debug("Dojo cleanup failed: %s", error)
+        _kill_dojo_processes(context)
+
+    def _sync_resolve(self, handle: _DojoHandle) -> Any:
+        """The live `TacticState` for `handle`, replaying its path in a fresh `Dojo` when needed."""
+        if self._dojo is None:
+            self._sync_open()
+        if handle.generation == self._generation:
+            return handle.tactic_state
+        classes = self._env._classes()
+        current = self._replayed[()]
+        for depth in range(1, len(handle.steps) + 1):
+            prefix = handle.steps[:depth]
+            known = self._replayed.get(prefix)
+            if known is not None:
+                current = known
+                continue
+            tactic, expected = prefix[-1]
+            result = self._dojo.run_tac(current, tactic)
+            if not isinstance(result, classes.tactic_state) or ProofState.from_pp(result.pp).pp != expected:
+                raise BackendCrashed(
+                    f"replaying the proof path of {self._location.full_name} in a new Dojo diverged at `{tactic}`"
+                )
+            self._replayed[prefix] = result
+            current = result
+        return current
+
+    def _sync_run(self, handle: _DojoHandle, tactic: str, timeout: float, abandoned: _Abandoned) -> TacticOutcome:
+        classes = self._env._classes()
+        failures = 0
+        while True:
+            if self._closed:
+                raise BackendCrashed("the LeanDojo session was closed")
+            try:
+                current = self._sync_resolve(handle)
+                proc = getattr(self._dojo, "proc", None)
+                if proc is not None and hasattr(proc, "timeout"):
+                    proc.timeout = timeout  # pexpect reads it on every expect()
+                result = self._dojo.run_tac(current, tactic)
+            except classes.timeout_errors:
+                self._sync_discard()
+                return TacticError(TacticErrorKind.TIMEOUT, f"the tactic ran past {timeout:g} s")
+            except classes.crash_error as error:
+                self._sync_discard()
+                if abandoned.flag.is_set():
+                    return TacticError(TacticErrorKind.TIMEOUT, f"the tactic ran past {timeout:g} s")
+                failures += 1
+                if failures > self._env.config.crash_restarts:
+                    out_of_memory = getattr(error, "is_out_of_memory", False)
+                    detail = "out of memory" if out_of_memory else str(error) or type(error).__name__
+                    raise BackendCrashed(
+                        f"LeanDojo crashed {failures} times running `{tactic}` on {self._location.full_name}: {detail}"
+                    ) from error
+                logger.info("Dojo crashed (%s); restarting and replaying the path", error)
+                continue
+            except BackendCrashed:
+                self._sync_discard()
+                raise
+            return self._outcome(result, handle, tactic, classes)
+
+    def _outcome(self, result: Any, handle: _DojoHandle, tactic: str, classes: _LeanDojoClasses) -> TacticOutcome:
+        message = getattr(result, "message", None)
+        messages = (message,) if message else ()
+        if isinstance(result, classes.tactic_state):
+            state = ProofState.from_pp(result.pp)
+            steps = (*handle.steps, (tactic, state.pp))
+            self._replayed.setdefault(steps, result)
+            return Progress(
+                ProofState.from_pp(result.pp, handle=_DojoHandle(self._id, self._generation, steps, result)), messages
+            )
+        if isinstance(result, classes.proof_finished):
+            return ProofClosed(messages)
+        if isinstance(result, classes.lean_error):
+            return TacticError(TacticErrorKind.LEAN_ERROR, str(result.error))
+        if isinstance(result, classes.proof_given_up):
+            return TacticError(TacticErrorKind.USED_SORRY, "the tactic closed the goal with `sorry`")
+        if classes.timeout_result is not None and isinstance(result, classes.timeout_result):
+            self._sync_discard()
+            return TacticError(TacticErrorKind.TIMEOUT, str(getattr(result, "error", "the tactic timed out")))
+        raise BackendCrashed(f"LeanDojo returned {type(result).__name__}, which is not a tactic result")
+
+    # The async surface.
+
+    async def open(self) -> None:
+        """Start the first `Dojo`; raises `BackendStartError` (after killing its processes) if it cannot."""
+        state = await self._call(self._sync_open)
+        self._initial = ProofState.from_pp(state.pp, handle=_DojoHandle(self._id, self._generation, (), state))
+
+    async def run_tactic(self, state: ProofState, tactic: str, timeout: float) -> TacticOutcome:
+        """Run `tactic` on `state` (from this session). Tactic failures, its timeout included, are values."""
+        problem = check_tactic_text(tactic)
+        if problem is not None:
+            return TacticError(TacticErrorKind.UNSAFE, problem)
+        handle = state.handle
+        if not isinstance(handle, _DojoHandle) or handle.session != self._id:
+            raise ValueError("DojoSession.run_tactic: the state does not come from this session")
+        if self._closed:
+            raise BackendCrashed("the LeanDojo session is closed")
+        abandoned = _Abandoned()
+        future = asyncio.ensure_future(self._call(lambda: self._sync_run(handle, tactic, timeout, abandoned)))
+        # The pexpect timeout is the real deadline; this one only guards against a thread that hangs anyway
+        # (it must also cover reopening a Dojo and replaying the path after an earlier timeout).
+        watchdog = timeout + self._env.config.timeout_s + 30.0
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), watchdog)
+        except TimeoutError:
+            abandoned.flag.set()
+            dojo = self._dojo
+            if dojo is not None:
+                _kill_dojo_processes(dojo)
+            return TacticError(TacticErrorKind.TIMEOUT, f"the tactic ran past {timeout:g} s (LeanDojo did not return)")
+
+    async def close(self) -> None:
+        """Exit the `Dojo` (killing its processes) and stop the session's thread. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._env._sessions.discard(self)
+        try:
+            await self._call(self._sync_discard)
+        finally:
+            self._executor.shutdown(wait=False)
+
+
+class DojoLeanEnv:
+    """The LeanDojo backend (a `LeanEnv`) for theorems whose `location` is a `DojoLocation`.
+
+    `dojo_factory` and `traced_repo` replace how a `Dojo` is built and where a traced repository
+    lies (tests use them to stand in for LeanDojo's `Dojo`; everything else is LeanDojo's own).
+    """
+
+    def __init__(
+        self,
+        config: DojoConfig,
+        *,
+        dojo_factory: DojoFactory | None = None,
+        traced_repo: Callable[[DojoLocation], Path] | None = None,
+    ) -> None:
+        self.config = config
+        self._dojo_factory = dojo_factory or _real_dojo_factory(config)
+        self._traced_repo = traced_repo or _real_traced_repo(config)
+        self._sessions: set[DojoSession] = set()
+        self._lean_dojo_classes: _LeanDojoClasses | None = None
+        self._closed = False
+
+    def _classes(self) -> _LeanDojoClasses:
+        if self._lean_dojo_classes is None:
+            self._lean_dojo_classes = _LeanDojoClasses(import_lean_dojo(self.config))
+        return self._lean_dojo_classes
+
+    @staticmethod
+    def _location(theorem: Theorem) -> DojoLocation:
+        if not isinstance(theorem.location, DojoLocation):
+            raise BackendStartError(
+                f"theorem {theorem.name} has no LeanDojo location (repository, commit, file, full name); "
+                "the dojo backend can only open theorems of a traced repository"
+            )
+        return theorem.location
+
+    async def start(self, theorem: Theorem) -> DojoSession:
+        """Open a `Dojo` on `theorem`; raises `BackendStartError` when LeanDojo cannot."""
+        location = self._location(theorem)
+        session = DojoSession(self, theorem, location)
+        self._sessions.add(session)
+        try:
+            await session.open()
+        except BaseException:
+            await session.close()
+            raise
+        return session
+
+    async def verify(self, theorem: Theorem, proof: str, timeout: float) -> VerifyResult:
+        """Check header + statement + `proof` + `#print axioms` with `lake env lean` in the traced repository.
+
+        The header is the traced file's text before the theorem, and the statement must be the file's
+        (up to whitespace). Judged by `lean_env.verification.judge`; raises `LeanEnvError` only when
+        the backend itself fails (no traced repository, no `lake`).
+        """
+        rejected = precheck(theorem, proof)
+        if rejected is not None:
+            return rejected
+        location = self._location(theorem)
+        started = time.monotonic()
+        try:
+            repo_dir = await asyncio.to_thread(self._traced_repo, location)
+        except MissingDependency:
+            raise
+        except Exception as error:
+            raise BackendStartError(f"LeanDojo has no traced copy of {location.repo_url}: {error}") from error
+        source = repo_dir / location.file_path
+        try:
+            header, file_statement = locate_theorem(source.read_text(encoding="utf-8"), location.full_name)
+        except (OSError, DojoLocationError) as error:
+            raise BackendStartError(f"cannot read {location.full_name} from {source}: {error}") from error
+        checked = Theorem(name=theorem.name, header=header, formal_statement=theorem.formal_statement)
+        text = build_check_file(checked, proof)
+        if normalize_statement(file_statement) != normalize_statement(theorem.formal_statement):
+            return VerifyResult(
+                VerifyStatus.STATEMENT_CHANGED,
+                reason=f"the statement differs from the one in {location.file_path}",
+                checked_text=text,
+            )
+        output, returncode = await self._run_lean(repo_dir, source.parent, text, timeout)
+        seconds = time.monotonic() - started
+        if returncode is None:
+            return VerifyResult(
+                VerifyStatus.TIMEOUT, reason=f"Lean ran past {timeout:g} s", checked_text=text, seconds=seconds
+            )
+        messages = parse_lean_output(output)
+        if returncode != 0 and not any(message.is_error for message in messages):
+            tail = output.strip()[-1000:] or "no output"
+            messages.append(LeanMessage(Severity.ERROR, f"lean exited with status {returncode}: {tail}"))
+        return judge(checked, text, messages, seconds, header_lines=header.count("\n"))
+
+    async def _run_lean(self, repo_dir: Path, folder: Path, text: str, timeout: float) -> tuple[str, int | None]:
+        """Run Lean on `text` written next to the theorem's file; (output, exit status or None on timeout)."""
+        memory_mb = 1024 * int(self.config.memory_limit[:-1])
+        handle, name = tempfile.mkstemp(prefix="prover_check_", suffix=".lean", dir=folder)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(text)
+            relative = os.path.relpath(name, repo_dir)
+            command = [
+                *self.config.lean_command,
+                f"--threads={self.config.cpu_limit}",
+                f"--memory={memory_mb}",
+                relative,
+            ]
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *command,
+                    cwd=repo_dir,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except FileNotFoundError as error:
+                raise MissingDependency(
+                    f"`{self.config.lean_command[0]}` (Lean's build tool)",
+                    "Run `prover setup` to install elan and Lean.",
+                ) from error
+            try:
+                stdout, _ = await asyncio.wait_for(process.communicate(), timeout)
+            except TimeoutError:
+                _kill_process_tree(process.pid)
+                await process.wait()
+                return "", None
+            except asyncio.CancelledError:
+                _kill_process_tree(process.pid)
+                raise
+            return stdout.decode("utf-8", errors="replace"), process.returncode
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+
+    async def close(self) -> None:
+        """Close every open session (and its Lean processes). Safe to call twice."""
+        self._closed = True
+        for session in list(self._sessions):
+            await session.close()
