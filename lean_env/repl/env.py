@@ -1,0 +1,312 @@
+"""`ReplLeanEnv`: the `LeanEnv` protocol over a pool of leanprover-community/repl processes.
+
+A session runs `statement + " sorry"` as a command in the header's environment and continues
+from the proof state of that `sorry`. Proof states live inside one process, so a session's
+states are pinned to the worker that created them (its *home*). Each state's handle records the
+tactic path from the initial state; when the home worker has been recycled, killed after a
+timeout or has crashed, the session replays that path on another worker and carries on, so a
+search never sees a failure just because a worker went away.
+
+Verification runs the part of the check file after the header (statement, proof, `#print axioms`)
+as a command on the header's environment: a fresh environment that shares only the header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from dataclasses import dataclass
+
+from lean_env.errors import BackendCrashed, BackendStartError, BackendTimeout
+from lean_env.guard import check_statement_text, check_tactic_text
+from lean_env.repl.config import ReplConfig
+from lean_env.repl.pool import PoolStats, ReplPool, WorkerGone
+from lean_env.repl.process import ReplProcess
+from lean_env.repl.wire import CommandReply, ReplError, TacticReply, tactic_outcome
+from lean_env.types import (
+    Progress,
+    ProofState,
+    TacticError,
+    TacticErrorKind,
+    TacticOutcome,
+    Theorem,
+    VerifyResult,
+    VerifyStatus,
+)
+from lean_env.verification import build_check_file, judge, precheck
+
+logger = logging.getLogger(__name__)
+
+_session_ids = itertools.count(1)
+
+Path_ = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplStateHandle:
+    """What a `ProofState.handle` holds for this backend: its session and the tactics leading to it."""
+
+    session: int
+    path: Path_
+
+
+class _ReplayFailed(Exception):
+    """Replaying a tactic path on a fresh worker did not reach the recorded state."""
+
+    def __init__(self, outcome: TacticOutcome) -> None:
+        super().__init__(str(outcome))
+        self.outcome = outcome
+
+
+class ReplSession:
+    """Tactic-mode access to one theorem through the pool. Built by `ReplLeanEnv.start`.
+
+    `run_tactic` may be called concurrently; requests on the home worker run one after another.
+    Tactic failures (including the tactic's own timeout) are values; `BackendCrashed` is raised
+    only after `config.crash_retries` fresh workers crashed on the same request.
+    """
+
+    def __init__(self, env: ReplLeanEnv, theorem: Theorem) -> None:
+        self._env = env
+        self._pool = env.pool
+        self._config = env.config
+        self._theorem = theorem
+        self._id = next(_session_ids)
+        self._home: ReplProcess | None = None
+        self._ids: dict[Path_, int] = {}
+        self._initial: ProofState | None = None
+        self._closed = False
+
+    @property
+    def theorem(self) -> Theorem:
+        return self._theorem
+
+    @property
+    def initial_state(self) -> ProofState:
+        if self._initial is None:
+            raise RuntimeError("ReplSession.initial_state: the session was not opened")
+        return self._initial
+
+    @property
+    def home(self) -> ReplProcess | None:
+        """The worker holding this session's live proof states (None before opening or after its loss)."""
+        return self._home
+
+    async def open(self) -> None:
+        """Open the theorem on some worker; raises `BackendStartError` if the statement does not elaborate."""
+        crashes = 0
+        while True:
+            worker = await self._pool.acquire(self._theorem.header)
+            try:
+                proof_state, goal = await self._open_on(worker)
+                break
+            except BackendCrashed as error:
+                crashes += 1
+                if crashes > self._config.crash_retries:
+                    raise
+                logger.warning("Lean REPL crashed opening %s; retrying: %s", self._theorem.name, error)
+            finally:
+                self._pool.release(worker)
+        self._home = worker
+        self._ids = {(): proof_state}
+        self._initial = ProofState.from_goals([goal], handle=ReplStateHandle(self._id, ()))
+
+    async def run_tactic(self, state: ProofState, tactic: str, timeout: float) -> TacticOutcome:
+        """Apply `tactic` to `state` (a state of this session) within `timeout` seconds."""
+        if self._closed:
+            raise BackendCrashed("run_tactic on a closed REPL session")
+        problem = check_tactic_text(tactic)
+        if problem is not None:
+            return TacticError(TacticErrorKind.UNSAFE, problem)
+        path = self._path_of(state)
+        child = (*path, tactic)
+        crashes = 0
+        while True:
+            try:
+                worker = await self._acquire_home()
+            except WorkerGone:
+                continue
+            try:
+                proof_state = await self._materialise(worker, path, state, timeout)
+                reply = await worker.tactic(tactic, proof_state, timeout)
+            except _ReplayFailed as failed:
+                return failed.outcome
+            except BackendTimeout:
+                return TacticError(TacticErrorKind.TIMEOUT, f"tactic timed out after {timeout:g} s")
+            except BackendCrashed as error:
+                crashes += 1
+                self._lose_home(worker)
+                if crashes > self._config.crash_retries:
+                    raise
+                logger.warning("Lean REPL crashed on %s; retrying on a fresh worker: %s", self._theorem.name, error)
+                continue
+            finally:
+                self._pool.release(worker)
+            outcome = tactic_outcome(reply, handle=ReplStateHandle(self._id, child))
+            if isinstance(outcome, Progress) and isinstance(reply, TacticReply) and self._home is worker:
+                self._ids[child] = reply.proof_state
+            return outcome
+
+    async def close(self) -> None:
+        """Forget the session's states. The REPL keeps them until the worker is recycled. Safe twice."""
+        self._closed = True
+        self._ids.clear()
+        self._home = None
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _path_of(self, state: ProofState) -> Path_:
+        handle = state.handle
+        if isinstance(handle, ReplStateHandle) and handle.session == self._id:
+            return handle.path
+        if handle is None and self._initial is not None and state == self._initial:
+            return ()
+        raise ValueError(f"run_tactic: the state is not one of this session's ({self._theorem.name})")
+
+    async def _acquire_home(self) -> ReplProcess:
+        header = self._theorem.header
+        while True:
+            home = self._home
+            if home is not None and home.alive and not home.retiring:
+                try:
+                    return await self._pool.acquire(header, pinned=home)
+                except WorkerGone:
+                    self._lose_home(home)
+                    continue
+            worker = await self._pool.acquire(header)
+            current = self._home
+            if current is not None and current is not worker and current.alive and not current.retiring:
+                # Another call re-homed the session while this one waited; use that worker.
+                self._pool.release(worker)
+                continue
+            if current is not worker:
+                self._home = worker
+                self._ids = {}
+            return worker
+
+    def _lose_home(self, worker: ReplProcess) -> None:
+        if self._home is worker:
+            self._home = None
+            self._ids = {}
+
+    async def _materialise(self, worker: ReplProcess, path: Path_, state: ProofState, timeout: float) -> int:
+        """The proof state id of `path` on `worker`, replaying the path there if needed."""
+        ids = self._ids if self._home is worker else {}
+        if path in ids:
+            return ids[path]
+        known = len(path)
+        while known > 0 and path[:known] not in ids:
+            known -= 1
+        if known == 0 and () not in ids:
+            proof_state, goal = await self._open_on(worker)
+            if self._initial is not None and ProofState.from_goals([goal]) != self._initial:
+                raise BackendCrashed(f"replaying {self._theorem.name}: the statement now opens a different goal")
+            ids[()] = proof_state
+        current = ids[path[:known]]
+        for index in range(known, len(path)):
+            step = path[index]
+            reply = await worker.tactic(step, current, timeout)
+            outcome = tactic_outcome(reply)
+            if not isinstance(outcome, Progress) or not isinstance(reply, TacticReply):
+                logger.warning("replay of %s diverged at tactic %r: %s", self._theorem.name, step, outcome)
+                raise _ReplayFailed(
+                    TacticError(TacticErrorKind.LEAN_ERROR, f"replaying the path failed at {step!r}: {outcome}")
+                )
+            if index == len(path) - 1 and outcome.state != state:
+                # Lean is deterministic, so this means the worker is not the Lean that made `state`.
+                raise BackendCrashed(f"replaying {self._theorem.name} reached another state than recorded")
+            current = reply.proof_state
+            ids[path[: index + 1]] = current
+        return current
+
+    async def _open_on(self, worker: ReplProcess) -> tuple[int, str]:
+        reply = await worker.command(
+            self._theorem.formal_statement + " sorry", env=worker.header_env, timeout=self._config.command_timeout_s
+        )
+        name = self._theorem.name
+        if isinstance(reply, ReplError):
+            raise BackendStartError(f"the REPL refused the statement of {name}: {reply.message}")
+        assert isinstance(reply, CommandReply)
+        if reply.errors:
+            text = "; ".join(m.text for m in reply.errors)
+            raise BackendStartError(f"the statement of {name} does not elaborate: {text[:2000]}")
+        if not reply.sorries:
+            raise BackendStartError(f"the statement of {name} opened no proof state (no `sorry` reported)")
+        last = reply.sorries[-1]
+        return last.proof_state, last.goal
+
+
+class ReplLeanEnv:
+    """The REPL backend: a `LeanEnv` over a `ReplPool` (the default backend of the search).
+
+    Safe to build outside an event loop; processes start on first use. Hundreds of sessions may
+    be open at once; they share the pool's workers.
+    """
+
+    def __init__(self, config: ReplConfig, *, pool: ReplPool | None = None) -> None:
+        self.config = config
+        self.pool = pool if pool is not None else ReplPool(config)
+
+    async def start(self, theorem: Theorem) -> ReplSession:
+        """Open `theorem`; raises `BackendStartError` if its statement is refused or does not elaborate."""
+        problem = check_statement_text(theorem.formal_statement)
+        if problem is not None:
+            raise BackendStartError(f"the statement of {theorem.name} was refused: {problem}")
+        session = ReplSession(self, theorem)
+        await session.open()
+        return session
+
+    async def verify(self, theorem: Theorem, proof: str, timeout: float) -> VerifyResult:
+        """Re-check `theorem.file_text(proof)` in a fresh environment derived from the header.
+
+        Never raises for a bad proof (a timeout is `VerifyStatus.TIMEOUT`); raises `BackendCrashed`
+        when `config.crash_retries + 1` workers crashed on it.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        rejected = precheck(theorem, proof)
+        if rejected is not None:
+            return rejected
+        text = build_check_file(theorem, proof)
+        body = text[len(theorem.header) :] if text.startswith(theorem.header) else text
+        crashes = 0
+        while True:
+            worker = await self.pool.acquire(theorem.header)
+            try:
+                reply = await worker.command(body, env=worker.header_env, timeout=timeout)
+                break
+            except BackendTimeout:
+                return VerifyResult(
+                    VerifyStatus.TIMEOUT,
+                    reason=f"Lean did not finish checking the proof within {timeout:g} s",
+                    checked_text=text,
+                    seconds=loop.time() - started,
+                )
+            except BackendCrashed as error:
+                crashes += 1
+                if crashes > self.config.crash_retries:
+                    raise
+                logger.warning("Lean REPL crashed verifying %s; retrying: %s", theorem.name, error)
+            finally:
+                self.pool.release(worker)
+        seconds = loop.time() - started
+        if isinstance(reply, ReplError):
+            return VerifyResult(
+                VerifyStatus.BACKEND_ERROR,
+                reason=f"the REPL refused the check: {reply.message}",
+                checked_text=text,
+                seconds=seconds,
+            )
+        return judge(theorem, text, reply.messages, seconds)
+
+    async def warm_up(self, header: str, workers: int | None = None) -> None:
+        """Start workers for `header` ahead of the first search."""
+        await self.pool.warm_up(header, workers)
+
+    def stats(self) -> PoolStats:
+        return self.pool.stats()
+
+    async def close(self) -> None:
+        """Stop every REPL process. Safe to call twice."""
+        await self.pool.close()

@@ -1,0 +1,422 @@
+"""A pool of REPL workers keyed by import header.
+
+Each worker elaborates one header (`import Mathlib` plus the `open` lines) once, at start, and
+serves every theorem with that header from the resulting environment. At most `config.workers`
+processes run at once, across headers; when the pool is full and only workers of another header
+are idle, one of those is replaced.
+
+Leases: `acquire(header)` hands out an idle worker of that header (starting one when there is
+room) or waits, first come first served; `acquire(header, pinned=worker)` waits for that exact
+worker, because proof states live inside one process. A wait longer than `acquire_timeout_s`
+raises `PoolExhausted` (back-pressure; time spent waiting for a worker being started for the
+caller is not counted against it). `release` returns the worker; it is recycled instead when it
+has served `max_requests_per_worker` requests, when its resident memory passes the limit, or when
+it died. Waiters pinned to a worker that goes away get `WorkerGone` and replay elsewhere.
+
+Retired workers are replaced at once (the next request should not wait for `import Mathlib`);
+after crashes and failed starts the replacement waits `restart_backoff_s`, doubling per
+consecutive failure up to `max_restart_backoff_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import statistics
+from collections import deque
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from lean_env.errors import BackendCrashed, BackendStartError, PoolExhausted
+from lean_env.repl.config import ReplConfig
+from lean_env.repl.process import ReplProcess
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerGone(BackendCrashed):
+    """The worker a caller was pinned to was recycled, killed or crashed; its proof states are gone."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """A snapshot of the pool's counters (cumulative since the pool was built) and its occupancy."""
+
+    workers: int
+    busy: int
+    starting: int
+    waiting: int
+    requests: int
+    timeouts: int
+    crashes: int
+    starts: int
+    restarts: int
+    start_failures: int
+    recycled: int
+    acquire_timeouts: int
+    latency_mean_ms: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_max_ms: float
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    seq: int
+    header: str
+    future: asyncio.Future[ReplProcess]
+
+
+class ReplPool:
+    """Up to `config.workers` REPL processes shared by every session and verification.
+
+    Safe to build outside an event loop; processes start on first use (or `warm_up`). All
+    methods must be called from one event loop.
+    """
+
+    def __init__(self, config: ReplConfig) -> None:
+        self.config = config
+        self._workers: list[ReplProcess] = []
+        self._starting: dict[str, int] = {}
+        self._waiters: dict[str, deque[_Waiter]] = {}
+        self._pinned: dict[ReplProcess, deque[_Waiter]] = {}
+        self._seq = itertools.count()
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._closed = False
+        self._failures = 0
+        self._latencies: deque[float] = deque(maxlen=4096)
+        self._latency_sum = 0.0
+        self._requests = 0
+        self._timeouts = 0
+        self._crashes = 0
+        self._starts = 0
+        self._restarts = 0
+        self._start_failures = 0
+        self._recycled = 0
+        self._acquire_timeouts = 0
+
+    # -- leases ---------------------------------------------------------------------------------
+
+    async def acquire(
+        self, header: str, *, pinned: ReplProcess | None = None, timeout: float | None = None
+    ) -> ReplProcess:
+        """A worker with `header` elaborated, leased to the caller until `release`.
+
+        With `pinned`, exactly that worker (raises `WorkerGone` if it is or goes away).
+        Raises `PoolExhausted` after `timeout` (default `acquire_timeout_s`) of waiting and
+        `BackendStartError` when a worker started for this header fails to start.
+        """
+        if self._closed:
+            raise BackendCrashed("the Lean REPL pool is closed")
+        wait_s = self.config.acquire_timeout_s if timeout is None else timeout
+        if pinned is not None:
+            if not self._usable(pinned):
+                raise WorkerGone(f"Lean REPL worker {pinned.id} is gone ({pinned.death or 'recycled'})")
+            if not pinned.leased:
+                pinned.leased = True
+                return pinned
+            waiter = self._new_waiter(header)
+            self._pinned.setdefault(pinned, deque()).append(waiter)
+        else:
+            idle = self._idle_worker(header)
+            if idle is not None:
+                idle.leased = True
+                return idle
+            waiter = self._new_waiter(header)
+            self._waiters.setdefault(header, deque()).append(waiter)
+            self._ensure_capacity()
+            if self._starting.get(header, 0) > 0:
+                # A worker is being started for this header: that is start-up, not back-pressure.
+                wait_s += self.config.start_timeout_s + self._backoff()
+        return await self._wait(waiter, wait_s)
+
+    def release(self, worker: ReplProcess) -> None:
+        """Give a leased worker back. If a request is still on the wire, the release happens when it ends."""
+        inflight = worker.inflight
+        if inflight is not None and not inflight.done():
+            inflight.add_done_callback(lambda _: self._release_now(worker))
+            return
+        self._release_now(worker)
+
+    @contextlib.asynccontextmanager
+    async def lease(self, header: str, *, pinned: ReplProcess | None = None) -> AsyncIterator[ReplProcess]:
+        """`acquire` and `release` around a block."""
+        worker = await self.acquire(header, pinned=pinned)
+        try:
+            yield worker
+        finally:
+            self.release(worker)
+
+    async def warm_up(self, header: str, workers: int | None = None) -> None:
+        """Start workers for `header` now (up to `workers`, default the pool size), so searches need not wait."""
+        want = min(self.config.workers if workers is None else workers, self.config.workers)
+        have = sum(1 for w in self._workers if w.header == header) + self._starting.get(header, 0)
+        total = len(self._workers) + sum(self._starting.values())
+        tasks = [self._spawn(header, 0.0) for _ in range(max(0, min(want - have, self.config.workers - total)))]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    def stats(self) -> PoolStats:
+        """Counters of requests, timeouts, crashes, restarts, recycling, back-pressure and latency."""
+        latencies = sorted(self._latencies)
+        count = self._requests
+
+        def quantile(q: float) -> float:
+            if not latencies:
+                return 0.0
+            return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+        return PoolStats(
+            workers=len(self._workers),
+            busy=sum(1 for w in self._workers if w.leased),
+            starting=sum(self._starting.values()),
+            waiting=sum(self._live_count(q) for q in self._waiters.values())
+            + sum(self._live_count(q) for q in self._pinned.values()),
+            requests=count,
+            timeouts=self._timeouts,
+            crashes=self._crashes,
+            starts=self._starts,
+            restarts=self._restarts,
+            start_failures=self._start_failures,
+            recycled=self._recycled,
+            acquire_timeouts=self._acquire_timeouts,
+            latency_mean_ms=(self._latency_sum / count * 1000) if count else 0.0,
+            latency_p50_ms=statistics.median(latencies) * 1000 if latencies else 0.0,
+            latency_p95_ms=quantile(0.95),
+            latency_max_ms=latencies[-1] * 1000 if latencies else 0.0,
+        )
+
+    @property
+    def workers(self) -> tuple[ReplProcess, ...]:
+        """The live workers (for tests and diagnostics)."""
+        return tuple(self._workers)
+
+    async def close(self) -> None:
+        """Stop every process and fail every waiter. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        closed = BackendCrashed("the Lean REPL pool was closed")
+        for queue in (*self._waiters.values(), *self._pinned.values()):
+            for waiter in queue:
+                if not waiter.future.done():
+                    waiter.future.set_exception(closed)
+        self._waiters.clear()
+        self._pinned.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        workers, self._workers = self._workers, []
+        await asyncio.gather(*(w.close() for w in workers), return_exceptions=True)
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _new_waiter(self, header: str) -> _Waiter:
+        return _Waiter(next(self._seq), header, asyncio.get_running_loop().create_future())
+
+    async def _wait(self, waiter: _Waiter, wait_s: float) -> ReplProcess:
+        future = waiter.future
+        try:
+            async with asyncio.timeout(wait_s):
+                return await asyncio.shield(future)
+        except TimeoutError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                return future.result()
+            future.cancel()
+            self._acquire_timeouts += 1
+            stats = self.stats()
+            raise PoolExhausted(
+                f"no Lean REPL worker became free within {wait_s:g} s "
+                f"({stats.busy} busy of {self.config.workers}, {stats.waiting} waiting)"
+            ) from None
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.release(future.result())
+            else:
+                future.cancel()
+            raise
+
+    def _usable(self, worker: ReplProcess) -> bool:
+        return worker.alive and not worker.retiring and worker in self._workers
+
+    def _idle_worker(self, header: str) -> ReplProcess | None:
+        best: ReplProcess | None = None
+        for worker in self._workers:
+            usable = worker.header == header and not worker.leased and not worker.retiring and worker.alive
+            if usable and (best is None or worker.requests < best.requests):
+                best = worker
+        return best
+
+    @staticmethod
+    def _live_count(queue: deque[_Waiter]) -> int:
+        return sum(1 for w in queue if not w.future.done())
+
+    @staticmethod
+    def _head(queue: deque[_Waiter] | None) -> _Waiter | None:
+        while queue:
+            if not queue[0].future.done():
+                return queue[0]
+            queue.popleft()
+        return None
+
+    def _release_now(self, worker: ReplProcess) -> None:
+        if not worker.leased:
+            return
+        worker.leased = False
+        if self._closed:
+            self._track(worker.close())
+            return
+        if not worker.alive:
+            self._retire(worker, crashed=worker.death == "crash")
+            return
+        if worker.requests >= self.config.max_requests_per_worker:
+            logger.info("recycling Lean REPL worker %s after %s requests", worker.id, worker.requests)
+            self._recycled += 1
+            self._retire(worker, crashed=False)
+            return
+        if self._memory_exceeded(worker):
+            self._recycled += 1
+            self._retire(worker, crashed=False)
+            return
+        self._failures = 0  # a lease that ends on a healthy worker ends a run of crashes
+        self._hand_off(worker)
+
+    def _memory_exceeded(self, worker: ReplProcess) -> bool:
+        limit = self.config.recycle_rss_bytes
+        if limit is None or worker.requests - worker.memory_checked_at < self.config.memory_check_every:
+            return False
+        worker.memory_checked_at = worker.requests
+        rss = worker.rss_bytes()
+        if rss > limit:
+            logger.info("recycling Lean REPL worker %s: resident memory %.0f MiB", worker.id, rss / 2**20)
+            return True
+        return False
+
+    def _hand_off(self, worker: ReplProcess) -> None:
+        """Give an idle, healthy worker to the longest-waiting caller that can use it, or park it."""
+        pinned = self._head(self._pinned.get(worker))
+        general = self._head(self._waiters.get(worker.header))
+        chosen = pinned if general is None or (pinned is not None and pinned.seq < general.seq) else general
+        if chosen is not None:
+            queue = self._pinned[worker] if chosen is pinned else self._waiters[worker.header]
+            queue.popleft()
+            worker.leased = True
+            chosen.future.set_result(worker)
+            return
+        if not self._pinned.get(worker):
+            self._pinned.pop(worker, None)
+        # Idle. If callers of another header wait on a full pool, make room for them.
+        if any(self._head(q) is not None for q in self._waiters.values()):
+            self._ensure_capacity()
+
+    def _retire(self, worker: ReplProcess, *, crashed: bool) -> None:
+        worker.retiring = True
+        if worker in self._workers:
+            self._workers.remove(worker)
+        gone = WorkerGone(
+            f"Lean REPL worker {worker.id} was retired ({worker.death or 'recycled'})", stderr=worker.stderr_tail()
+        )
+        for waiter in self._pinned.pop(worker, deque()):
+            if not waiter.future.done():
+                waiter.future.set_exception(gone)
+        if crashed:
+            self._failures += 1
+        self._track(worker.close())
+        if not self._closed:
+            self._restarts += 1
+            self._spawn(worker.header, self._backoff())
+        self._ensure_capacity()
+
+    def _backoff(self) -> float:
+        if self._failures == 0:
+            return 0.0
+        delay = self.config.restart_backoff_s * 2 ** (self._failures - 1)
+        return float(min(self.config.max_restart_backoff_s, delay))
+
+    def _ensure_capacity(self) -> None:
+        """Start workers for headers that have callers waiting and nothing being started for them."""
+        if self._closed:
+            return
+        heads = [(head.seq, header) for header, q in self._waiters.items() if (head := self._head(q)) is not None]
+        for _, header in sorted(heads):
+            needed = self._live_count(self._waiters[header]) - self._starting.get(header, 0)
+            while needed > 0:
+                if len(self._workers) + sum(self._starting.values()) >= self.config.workers:
+                    victim = self._evictable(header)
+                    if victim is None:
+                        break
+                    logger.info("replacing idle Lean REPL worker %s (another header) for %r", victim.id, header[:60])
+                    victim.retiring = True
+                    self._workers.remove(victim)
+                    self._track(victim.close())
+                self._spawn(header, self._backoff())
+                needed -= 1
+
+    def _evictable(self, header: str) -> ReplProcess | None:
+        for worker in self._workers:
+            if worker.header != header and not worker.leased and not self._head(self._pinned.get(worker)):
+                return worker
+        return None
+
+    def _spawn(self, header: str, delay: float) -> asyncio.Task[object]:
+        self._starting[header] = self._starting.get(header, 0) + 1
+        return self._track(self._start_worker(header, delay))
+
+    def _track(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        task: asyncio.Task[object] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
+        return task
+
+    async def _start_worker(self, header: str, delay: float) -> ReplProcess:
+        worker = ReplProcess(self.config, header, observer=self._observe)
+        try:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await worker.start()
+        except BackendStartError as error:
+            self._starting[header] -= 1
+            self._failures += 1
+            self._start_failures += 1
+            logger.warning("Lean REPL worker failed to start: %s", error.message)
+            # A header that does not elaborate fails for everyone who waits on it.
+            for waiter in self._waiters.pop(header, deque()):
+                if not waiter.future.done():
+                    waiter.future.set_exception(error)
+            raise
+        except BaseException:
+            self._starting[header] -= 1
+            await worker.kill("closed")
+            raise
+        self._starting[header] -= 1
+        self._starts += 1
+        if self._closed:
+            await worker.close()
+            raise BackendCrashed("the Lean REPL pool was closed")
+        self._workers.append(worker)
+        self._hand_off(worker)
+        return worker
+
+    def _observe(self, seconds: float, outcome: str) -> None:
+        self._requests += 1
+        self._latency_sum += seconds
+        self._latencies.append(seconds)
+        if outcome == "timeout":
+            self._timeouts += 1
+        elif outcome != "ok":
+            self._crashes += 1
+
+
+def _log_failure(task: asyncio.Task[object]) -> None:
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None and not isinstance(error, BackendStartError | BackendCrashed):
+        logger.error("Lean REPL pool task failed", exc_info=error)

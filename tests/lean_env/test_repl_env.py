@@ -1,0 +1,332 @@
+"""`ReplLeanEnv` over the scripted REPL stand-in: tactic outcomes, replay, verification, search, load."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lean_env.errors import BackendCrashed, BackendStartError
+from lean_env.protocol import LeanEnv, ProofSession
+from lean_env.repl import ReplLeanEnv, ReplSession
+from lean_env.types import (
+    Progress,
+    ProofClosed,
+    ProofState,
+    TacticError,
+    TacticErrorKind,
+    Theorem,
+    VerifyStatus,
+)
+from search import BestFirstSearch, SearchConfig, SearchStatus, render_proof
+from tests.stand_ins.fake_repl import ScriptTheorem, generator_table, linear_theorem, stand_in_config, write_script
+from tests.stand_ins.scripted import ScriptedGenerator
+
+HEADER = "import Mathlib\nset_option maxHeartbeats 400000\nopen BigOperators Real Nat Topology Rat\n\n"
+GOAL = "a b : ℕ\nh : a = b\n⊢ b = a"
+AFTER_SUBST = "a : ℕ\n⊢ a = a"
+T1 = Theorem(name="t1", header=HEADER, formal_statement="theorem t1 (a b : ℕ) (h : a = b) : b = a := by")
+T1_SCRIPT = ScriptTheorem(
+    statement=T1.formal_statement,
+    goal=GOAL,
+    states={
+        GOAL: {
+            "subst h": AFTER_SUBST,
+            "exact h.symm": {"goals": []},
+            "bad": {"error": "Unknown identifier `bad`"},
+            "exact?": {"lean_error": "`exact?` could not close the goal."},
+            "cheat": {"sorry": True},
+            "rw [self]": {"kernel_error": "declaration has free variables"},
+            "refine ?_": {"metavariables": True},
+            "constructor": {"goals": ["case left\n⊢ b ≤ a", "case right\n⊢ a ≤ b"]},
+            "decide": {"goals": [], "axioms": ["Lean.ofReduceBool"]},
+            "unsound": {"goals": [], "axioms": ["sorryAx"]},
+            "slow": {"goals": []},
+        },
+        AFTER_SUBST: {"rfl": {"goals": []}},
+    },
+)
+STEPS = ["step_one", "step_two", "step_three", "step_four", "step_five"]
+T2 = Theorem(name="t2", header=HEADER, formal_statement="theorem t2 (x : ℝ) (h : 0 < x) : 0 < x ^ 2 := by")
+T2_SCRIPT = linear_theorem(T2, STEPS, dead_ends={"nlinarith": {"error": "linarith failed"}})
+
+
+def theorem_of(script: ScriptTheorem, name: str) -> Theorem:
+    return Theorem(name=name, header=HEADER, formal_statement=script.statement)
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    return write_script(tmp_path / "script.json", [T1_SCRIPT, T2_SCRIPT])
+
+
+def make_env(script: Path, flags: tuple[str, ...] = (), **fields: Any) -> ReplLeanEnv:
+    fields.setdefault("workers", 1)
+    return ReplLeanEnv(stand_in_config(script=script, flags=flags, **fields))
+
+
+async def walk(session: ProofSession, tactics: list[str], timeout: float = 5) -> ProofState:
+    state = session.initial_state
+    for tactic in tactics:
+        outcome = await session.run_tactic(state, tactic, timeout)
+        assert isinstance(outcome, Progress), (tactic, outcome)
+        state = outcome.state
+    return state
+
+
+async def test_protocol_and_initial_state(script: Path) -> None:
+    env = make_env(script)
+    try:
+        assert isinstance(env, LeanEnv)
+        session = await env.start(T1)
+        assert isinstance(session, ProofSession)
+        assert session.theorem is T1
+        assert session.initial_state == ProofState.from_goals([GOAL])
+        await session.close()
+        await session.close()
+    finally:
+        await env.close()
+        await env.close()
+
+
+@pytest.mark.parametrize(
+    ("tactic", "expected"),
+    [
+        ("subst h", Progress(ProofState.from_goals([AFTER_SUBST]))),
+        ("exact h.symm", ProofClosed()),
+        ("constructor", Progress(ProofState.from_goals(["case left\n⊢ b ≤ a", "case right\n⊢ a ≤ b"]))),
+        ("bad", TacticError(TacticErrorKind.LEAN_ERROR, "Unknown identifier `bad`")),  # the trap
+        ("exact?", TacticError(TacticErrorKind.LEAN_ERROR, "Lean error:\n`exact?` could not close the goal.")),
+        ("cheat", TacticError(TacticErrorKind.USED_SORRY, "the tactic used `sorry`")),
+        (
+            "rw [self]",
+            TacticError(TacticErrorKind.LEAN_ERROR, "Error: kernel type check failed: declaration has free variables"),
+        ),
+        ("refine ?_", TacticError(TacticErrorKind.LEAN_ERROR, "the tactic left unassigned metavariables")),
+    ],
+)
+async def test_tactic_replies_map_to_outcomes(script: Path, tactic: str, expected: object) -> None:
+    env = make_env(script)
+    try:
+        session = await env.start(T1)
+        assert await session.run_tactic(session.initial_state, tactic, 5) == expected
+    finally:
+        await env.close()
+
+
+async def test_failure_flags_trap_and_unknown_state(script: Path) -> None:
+    env = make_env(script, ("--trap-on", "subst h", "--unknown-state-on", "exact h.symm"))
+    try:
+        session = await env.start(T1)
+        trapped = await session.run_tactic(session.initial_state, "subst h", 5)
+        assert isinstance(trapped, TacticError) and trapped.kind is TacticErrorKind.LEAN_ERROR
+        lost = await session.run_tactic(session.initial_state, "exact h.symm", 5)
+        assert lost == TacticError(TacticErrorKind.LEAN_ERROR, "Unknown proof state.")
+    finally:
+        await env.close()
+
+
+async def test_unsafe_tactics_never_reach_lean(script: Path) -> None:
+    env = make_env(script)
+    try:
+        session = await env.start(T1)
+        before = env.stats().requests
+        for tactic in ("sorry", "native_decide", "admit"):
+            outcome = await session.run_tactic(session.initial_state, tactic, 5)
+            assert isinstance(outcome, TacticError) and outcome.kind is TacticErrorKind.UNSAFE
+        assert env.stats().requests == before
+    finally:
+        await env.close()
+
+
+async def test_statements_that_do_not_elaborate_or_are_refused(script: Path) -> None:
+    env = make_env(script)
+    try:
+        unknown = Theorem(name="u", header=HEADER, formal_statement="theorem u : 1 = 2 := by")
+        with pytest.raises(BackendStartError, match="does not elaborate"):
+            await env.start(unknown)
+        smuggled = Theorem(name="v", header=HEADER, formal_statement="theorem v : True := by\n  sorry")
+        with pytest.raises(BackendStartError, match="refused"):
+            await env.start(smuggled)
+    finally:
+        await env.close()
+
+
+async def test_timeout_replaces_the_worker_and_states_replay_transparently(script: Path) -> None:
+    env = make_env(script, ("--hang-on", "loop_forever"))
+    try:
+        session = await env.start(T2)
+        assert isinstance(session, ReplSession)
+        deep = await walk(session, STEPS[:3])
+        home = session.home
+        outcome = await session.run_tactic(deep, "loop_forever", 0.3)
+        assert outcome == TacticError(TacticErrorKind.TIMEOUT, "tactic timed out after 0.3 s")
+        assert home is not None and not home.alive
+        # The old states still work: the path is replayed on the fresh worker.
+        after = await session.run_tactic(deep, STEPS[3], 5)
+        assert isinstance(after, Progress)
+        assert await session.run_tactic(after.state, STEPS[4], 5) == ProofClosed()
+        assert session.home is not home
+        stats = env.stats()
+        assert stats.timeouts == 1 and stats.restarts == 1
+    finally:
+        await env.close()
+
+
+async def test_recycling_is_invisible_to_the_session(script: Path) -> None:
+    env = make_env(script, max_requests_per_worker=4)
+    try:
+        session = await env.start(T2)
+        states = [session.initial_state]
+        for tactic in STEPS[:-1]:
+            outcome = await session.run_tactic(states[-1], tactic, 5)
+            assert isinstance(outcome, Progress)
+            states.append(outcome.state)
+        # Go back to older states after several recycles: each replays where needed.
+        assert await session.run_tactic(states[-1], STEPS[-1], 5) == ProofClosed()
+        again = await session.run_tactic(states[1], STEPS[1], 5)
+        assert isinstance(again, Progress) and again.state == states[2]
+        failed = await session.run_tactic(states[2], "nlinarith", 5)
+        assert failed == TacticError(TacticErrorKind.LEAN_ERROR, "linarith failed")
+        assert env.stats().recycled >= 2
+    finally:
+        await env.close()
+
+
+async def test_crash_is_retried_then_raised_with_stderr_and_the_pool_recovers(script: Path) -> None:
+    env = make_env(script, ("--crash-on", "boom"), crash_retries=1)
+    try:
+        session = await env.start(T2)
+        state = await walk(session, STEPS[:2])
+        with pytest.raises(BackendCrashed) as caught:
+            await session.run_tactic(state, "boom", 5)
+        assert "INTERNAL PANIC" in caught.value.stderr
+        assert env.stats().crashes == 2  # the first attempt and one retry on a fresh worker
+        assert isinstance(await session.run_tactic(state, STEPS[2], 5), Progress)
+    finally:
+        await env.close()
+
+
+async def test_a_transient_crash_is_absorbed(script: Path, tmp_path: Path) -> None:
+    # The first process crashes on its 4th request; the retry replays the path and carries on.
+    flags = ("--crash-at-request", "4", "--crash-once", str(tmp_path / "crashed"))
+    env = make_env(script, flags, crash_retries=1)
+    try:
+        session = await env.start(T2)
+        state = await walk(session, STEPS[:4])
+        assert await session.run_tactic(state, STEPS[4], 5) == ProofClosed()
+        assert env.stats().crashes == 1 and (tmp_path / "crashed").exists()
+    finally:
+        await env.close()
+
+
+@pytest.mark.parametrize(
+    ("tactics", "status"),
+    [
+        (["exact h.symm"], VerifyStatus.VALID),
+        (["subst h", "rfl"], VerifyStatus.VALID),
+        (["subst h"], VerifyStatus.LEAN_ERROR),
+        (["bad"], VerifyStatus.LEAN_ERROR),
+        (["unsound"], VerifyStatus.SORRY),
+        (["cheat"], VerifyStatus.SORRY),
+        (["decide"], VerifyStatus.NONSTANDARD_AXIOMS),
+    ],
+)
+async def test_verify_judges_the_whole_file(script: Path, tactics: list[str], status: VerifyStatus) -> None:
+    env = make_env(script)
+    try:
+        verdict = await env.verify(T1, render_proof(tactics), 5)
+        assert verdict.status is status, verdict
+        assert verdict.checked_text == T1.file_text(render_proof(tactics)) + "\n#print axioms t1\n"
+        if status is VerifyStatus.VALID:
+            assert verdict.axioms == ("propext", "Classical.choice", "Quot.sound")
+    finally:
+        await env.close()
+
+
+async def test_verify_refuses_guarded_text_without_asking_lean(script: Path) -> None:
+    env = make_env(script)
+    try:
+        verdict = await env.verify(T1, "by\n  sorry", 5)
+        assert verdict.status is VerifyStatus.GUARD_REJECTED
+        assert env.stats().requests == 0
+    finally:
+        await env.close()
+
+
+async def test_verify_timeout_is_a_verdict_and_the_worker_is_replaced(script: Path) -> None:
+    env = make_env(script, ("--hang-on", "slow"))
+    try:
+        verdict = await env.verify(T1, render_proof(["slow"]), 0.3)
+        assert verdict.status is VerifyStatus.TIMEOUT and not verdict.ok
+        assert (await env.verify(T1, render_proof(["exact h.symm"]), 5)).ok
+        assert env.stats().timeouts == 1
+    finally:
+        await env.close()
+
+
+async def test_best_first_search_proves_a_theorem_through_the_repl(script: Path) -> None:
+    env = make_env(script, workers=2)
+    generator = ScriptedGenerator(generator_table([T2_SCRIPT]))
+    try:
+        result = await BestFirstSearch(
+            T2, env, generator, SearchConfig(max_expansions=20, num_samples=4, debug_invariants=True)
+        ).run()
+        assert result.status is SearchStatus.PROVED, result.failure_reason
+        assert result.verified and result.tactics == tuple(STEPS)
+        assert result.proof == render_proof(STEPS)
+        assert result.stats.errors_by_kind.get("lean_error", 0) >= 1  # the dead ends were tried and failed
+    finally:
+        await env.close()
+
+
+async def test_search_does_not_report_a_proof_the_whole_file_check_rejects(tmp_path: Path) -> None:
+    unsound = linear_theorem(
+        "theorem t5 (n : ℕ) : n + 0 = n := by", ["intro_n", "closes"], closing={"goals": [], "axioms": ["sorryAx"]}
+    )
+    env = make_env(write_script(tmp_path / "unsound.json", [unsound]))
+    try:
+        theorem = theorem_of(unsound, "t5")
+        result = await BestFirstSearch(
+            theorem, env, ScriptedGenerator(generator_table([unsound])), SearchConfig(max_expansions=10)
+        ).run()
+        assert result.status is not SearchStatus.PROVED and result.proof is None
+        assert result.rejected_proofs and result.rejected_proofs[0].verify.status is VerifyStatus.SORRY
+    finally:
+        await env.close()
+
+
+async def test_hundreds_of_concurrent_sessions_each_get_their_own_answers(tmp_path: Path) -> None:
+    scripts = [
+        linear_theorem(
+            f"theorem load_{i} (n : ℕ) (h : n = {i}) : n * 1 = {i} := by",
+            [f"simp [h] -- {i}"],
+            goal=f"n : ℕ\nh : n = {i}\n⊢ n * 1 = {i}",
+            dead_ends={"omega": {"error": f"omega failed on {i}"}},
+        )
+        for i in range(200)
+    ]
+    env = make_env(write_script(tmp_path / "load.json", scripts), ("--latency-ms", "1"), workers=4)
+
+    async def prove(index: int, script: ScriptTheorem) -> None:
+        session = await env.start(theorem_of(script, f"load_{index}"))
+        assert session.initial_state.pp == script.goal
+        failed, closed = await asyncio.gather(
+            session.run_tactic(session.initial_state, "omega", 5),
+            session.run_tactic(session.initial_state, f"simp [h] -- {index}", 5),
+        )
+        assert failed == TacticError(TacticErrorKind.LEAN_ERROR, f"omega failed on {index}")
+        assert closed == ProofClosed()
+        wrong = await session.run_tactic(session.initial_state, f"simp [h] -- {(index + 1) % 200}", 5)
+        assert isinstance(wrong, TacticError)
+        await session.close()
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(prove(i, s) for i, s in enumerate(scripts))), 60)
+        stats = env.stats()
+        assert stats.requests == 4 + 200 * 4  # headers, then start + 3 tactics per session, exactly
+        assert stats.crashes == 0 and stats.timeouts == 0 and stats.workers == 4
+    finally:
+        await env.close()
