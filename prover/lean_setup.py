@@ -1,0 +1,559 @@
+"""Finding and installing what the Lean side needs: elan, the pinned toolchain, the REPL, Mathlib, data.
+
+Three things live here:
+- `resolve_repl_command`: the command that starts one REPL process for a Lake project, or
+  `MissingDependency` naming what is absent and telling the user to run `prover setup`.
+- The setup steps (`setup_steps`, `run_setup`): each a small object with a name, a check for
+  "already done", a run, and the network address it needs. `run_setup` skips what is done, so it
+  is idempotent, and stops at the first failure with a `SetupError` naming the step and its address.
+- `doctor_report`: what is installed, with versions, as structured data (`DoctorItem`s). It never
+  downloads anything: it reads toolchain binaries directly instead of going through elan's proxies.
+
+Upstream data is checked out under `data/` (gitignored); the repository ships no benchmark copy.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lean_env.errors import MissingDependency
+from prover.config import REPO_ROOT, LeanSettings
+
+DATA_DIR = REPO_ROOT / "data"
+MINIF2F_REPO_URL = "https://github.com/yangky11/miniF2F-lean4"
+MINIF2F_COMMIT = "5746b7d6c47855ce1294bed87329618ff7f1bc31"
+MINIF2F_CHECKOUT = DATA_DIR / "miniF2F-lean4"
+"""Where `prover setup` checks out yangky11/miniF2F-lean4 at `MINIF2F_COMMIT` (the statements)."""
+LLEMMA_REPO_URL = "https://github.com/rah4927/lean-dojo-mew"
+LLEMMA_COMMIT = "d00c776260c77de7e70125ef0cd119de6c0ff1de"
+LLEMMA_CHECKOUT = DATA_DIR / "lean-dojo-mew"
+"""The Llemma paper's miniF2F project (LeanDojo path), checked out at `LLEMMA_COMMIT`."""
+REPL_REPO_URL = "https://github.com/leanprover-community/repl"
+REPL_ROOT = DATA_DIR / "repl"
+"""The REPL is built once per Lean version, in `REPL_ROOT/<tag>` (tag = the toolchain's version)."""
+ELAN_INIT_URL = "https://raw.githubusercontent.com/leanprover/elan/master/elan-init.sh"
+LEAN_RELEASES_URL = "https://github.com/leanprover/lean4/releases"
+MATHLIB_REPO_URL = "https://github.com/leanprover-community/mathlib4"
+MATHLIB_CACHE_URL = "https://lakecache.blob.core.windows.net/mathlib4"
+
+_SETUP_HINT = "Run `prover setup` (it installs elan, Lean, the REPL and Mathlib's build)."
+
+
+# --- locating things -------------------------------------------------------------------------------
+
+
+def default_elan_home() -> Path:
+    """elan's default home, used when the entry point was given no `ELAN_HOME`."""
+    return Path.home() / ".elan"
+
+
+def find_tool(name: str, elan_home: Path | None = None, path: str | None = None) -> Path | None:
+    """`name` (elan, lake, lean) on `path` (default: the process's PATH), else in `<elan_home>/bin`."""
+    found = shutil.which(name, path=path)
+    if found:
+        return Path(found)
+    candidate = (elan_home or default_elan_home()) / "bin" / name
+    return candidate if candidate.is_file() and os.access(candidate, os.X_OK) else None
+
+
+def read_toolchain(project_dir: Path) -> str:
+    """The toolchain pinned in `project_dir/lean-toolchain`, e.g. `leanprover/lean4:v4.24.0`."""
+    path = Path(project_dir) / "lean-toolchain"
+    try:
+        toolchain = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError as error:
+        raise MissingDependency(
+            f"the Lean project {project_dir} (no lean-toolchain file)",
+            "Point --project-dir (or [lean] project_dir) at a Lake project; the default is miniF2F/ here.",
+        ) from error
+    if not toolchain:
+        raise MissingDependency(f"a toolchain pin in {path}", "Write e.g. `leanprover/lean4:v4.24.0` into it.")
+    return toolchain
+
+
+def toolchain_tag(toolchain: str) -> str:
+    """The Lean version of a toolchain pin (`leanprover/lean4:v4.24.0` -> `v4.24.0`), also the REPL's tag."""
+    return toolchain.rsplit(":", 1)[-1]
+
+
+def toolchain_dir(toolchain: str, elan_home: Path | None = None) -> Path:
+    """Where elan installs `toolchain` (`leanprover/lean4:v4.24.0` -> `toolchains/leanprover--lean4---v4.24.0`)."""
+    return (elan_home or default_elan_home()) / "toolchains" / toolchain.replace("/", "--").replace(":", "---")
+
+
+def repl_checkout(tag: str, root: Path | None = None) -> Path:
+    """The REPL's source checkout for Lean `tag` (default root: `REPL_ROOT`)."""
+    return (root or REPL_ROOT) / tag
+
+
+def repl_binary(tag: str, root: Path | None = None) -> Path:
+    """The REPL executable `prover setup` builds for Lean `tag`."""
+    return repl_checkout(tag, root) / ".lake" / "build" / "bin" / "repl"
+
+
+def mathlib_olean(project_dir: Path) -> Path:
+    """The compiled root of Mathlib inside the project; present once the build cache is unpacked."""
+    return Path(project_dir) / ".lake" / "packages" / "mathlib" / ".lake" / "build" / "lib" / "lean" / "Mathlib.olean"
+
+
+def manifest_packages(project_dir: Path) -> dict[str, str]:
+    """Package name -> pinned revision from the project's lake-manifest.json (empty if there is none)."""
+    try:
+        data = json.loads((Path(project_dir) / "lake-manifest.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return {entry.get("name", "?"): entry.get("rev", "?") for entry in data.get("packages", [])}
+
+
+def needs_mathlib(project_dir: Path) -> bool:
+    return "mathlib" in manifest_packages(project_dir)
+
+
+def project_libraries(project_dir: Path) -> list[str]:
+    """The `lean_lib` names of a lakefile.toml project (what `lake build` compiles)."""
+    try:
+        config = tomllib.loads((Path(project_dir) / "lakefile.toml").read_text(encoding="utf-8"))
+    except (FileNotFoundError, tomllib.TOMLDecodeError):
+        return []
+    return [str(lib["name"]) for lib in config.get("lean_lib", []) if "name" in lib]
+
+
+def project_built(project_dir: Path) -> bool:
+    """Whether `lake build` has compiled every library of the project."""
+    libraries = project_libraries(project_dir)
+    build = Path(project_dir) / ".lake" / "build" / "lib" / "lean"
+    if not libraries:
+        return build.is_dir()
+    return all((build / f"{name.replace('.', '/')}.olean").is_file() for name in libraries)
+
+
+def resolve_repl_command(lean: LeanSettings) -> tuple[list[str], Path]:
+    """The argv that starts one REPL process and the directory to run it in.
+
+    `lean.repl_command` is returned as is (run in `lean.project_dir`). Otherwise the command is
+    `lake env <repl>` in the project, with `<repl>` = `lean.repl_path` or the REPL `prover setup`
+    built for the project's Lean version. Raises `MissingDependency` naming what is absent: the
+    project, lake (elan), the REPL, or the project's Mathlib build.
+    """
+    project_dir = Path(lean.project_dir)
+    if lean.repl_command:
+        return list(lean.repl_command), project_dir
+    toolchain = read_toolchain(project_dir)
+    lake = find_tool("lake")
+    if lake is None:
+        raise MissingDependency("Lean's build tool `lake` (installed by elan)", _SETUP_HINT)
+    tag = toolchain_tag(toolchain)
+    repl = Path(lean.repl_path) if lean.repl_path is not None else repl_binary(tag)
+    if not repl.is_file():
+        where = f"at {repl}" if lean.repl_path is not None else f"for Lean {tag} ({repl})"
+        raise MissingDependency(f"the Lean REPL {where}", _SETUP_HINT)
+    if needs_mathlib(project_dir) and not mathlib_olean(project_dir).is_file():
+        raise MissingDependency(f"the Mathlib build of {project_dir} (its compiled .olean files)", _SETUP_HINT)
+    if not project_built(project_dir):
+        raise MissingDependency(f"the build of {project_dir}", f"{_SETUP_HINT} Or run `lake build` in {project_dir}.")
+    return [str(lake), "env", str(repl)], project_dir
+
+
+# --- setup -------------------------------------------------------------------------------------------
+
+
+class SetupError(Exception):
+    """A setup step failed. `step` names it, `address` is the network address it needed (or None)."""
+
+    def __init__(self, step: str, reason: str, address: str | None = None) -> None:
+        self.step = step
+        self.reason = reason
+        self.address = address
+        message = f"setup step '{step}' failed: {reason}"
+        if address:
+            message += (
+                f"\nThis step needs the network: {address}. Check the connection (or set HTTPS_PROXY) "
+                "and run `prover setup` again; finished steps are skipped."
+            )
+        super().__init__(message)
+
+
+class CommandFailed(Exception):
+    """A command run by a setup step exited with a non-zero status; `tail` is the end of its output."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, tail: str) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.tail = tail
+        super().__init__(f"`{' '.join(argv)}` exited with status {returncode}: {tail.strip()[-800:]}")
+
+
+def download(url: str, destination: Path, timeout: float = 60.0) -> None:
+    """Fetch `url` into `destination` (plain urllib; raises `urllib.error.URLError` when offline)."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        destination.write_bytes(response.read())
+
+
+def run_command(argv: Sequence[str], cwd: Path | None, env: dict[str, str], log: Callable[[str], None]) -> None:
+    """Run `argv`, passing each output line to `log`; raises `CommandFailed` on a non-zero status."""
+    tail: list[str] = []
+    with subprocess.Popen(
+        list(argv), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = line.rstrip()
+            tail = [*tail[-40:], line]
+            log(line)
+    if process.returncode != 0:
+        raise CommandFailed(argv, process.returncode, "\n".join(tail))
+
+
+@dataclass
+class SetupContext:
+    """What the steps work on. The entry point fills it from flags and the environment.
+
+    `fetch` and `run` are the only ways steps touch the network or start programs.
+    """
+
+    project_dir: Path
+    elan_home: Path
+    path: str
+    data_dir: Path = DATA_DIR
+    repl_root: Path | None = None
+    skip_data: bool = False
+    base_env: dict[str, str] = field(default_factory=dict)
+    fetch: Callable[[str, Path], None] = download
+    run: Callable[[Sequence[str], Path | None, dict[str, str], Callable[[str], None]], None] = run_command
+    log: Callable[[str], None] = lambda line: None
+
+    @property
+    def search_path(self) -> str:
+        """PATH with elan's bin first, so tools installed a step ago are found."""
+        return os.pathsep.join([str(self.elan_home / "bin"), self.path]) if self.path else str(self.elan_home / "bin")
+
+    def env(self) -> dict[str, str]:
+        return {**self.base_env, "PATH": self.search_path, "ELAN_HOME": str(self.elan_home)}
+
+    def tool(self, name: str) -> Path:
+        found = find_tool(name, self.elan_home, self.search_path)
+        if found is None:
+            raise SetupError(name, f"`{name}` was not found on PATH or in {self.elan_home / 'bin'}")
+        return found
+
+    def toolchain(self) -> str:
+        return read_toolchain(self.project_dir)
+
+
+@dataclass(frozen=True)
+class SetupStep:
+    """One idempotent step: `is_done` says whether it can be skipped, `run` does it.
+
+    `address` is the network address the step needs (None for offline steps); it is named in the
+    error when the step fails.
+    """
+
+    name: str
+    description: str
+    address: str | None
+    is_done: Callable[[SetupContext], bool]
+    run: Callable[[SetupContext], None]
+
+
+def _git_head(directory: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _install_elan(ctx: SetupContext) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        script = Path(scratch) / "elan-init.sh"
+        ctx.fetch(ELAN_INIT_URL, script)
+        ctx.run(["sh", str(script), "-y", "--default-toolchain", "none", "--no-modify-path"], None, ctx.env(), ctx.log)
+
+
+def _install_toolchain(ctx: SetupContext) -> None:
+    ctx.run([str(ctx.tool("elan")), "toolchain", "install", ctx.toolchain()], None, ctx.env(), ctx.log)
+
+
+def _build_repl(ctx: SetupContext) -> None:
+    tag = toolchain_tag(ctx.toolchain())
+    checkout = repl_checkout(tag, ctx.repl_root)
+    if not (checkout / "lakefile.lean").exists() and not (checkout / "lakefile.toml").exists():
+        if checkout.exists():
+            shutil.rmtree(checkout)
+        checkout.parent.mkdir(parents=True, exist_ok=True)
+        git = ["git", "clone", "--depth", "1", "--branch", tag, REPL_REPO_URL, str(checkout)]
+        ctx.run(git, None, ctx.env(), ctx.log)
+    ctx.run([str(ctx.tool("lake")), "build"], checkout, ctx.env(), ctx.log)
+
+
+def _fetch_mathlib(ctx: SetupContext) -> None:
+    ctx.run([str(ctx.tool("lake")), "exe", "cache", "get"], ctx.project_dir, ctx.env(), ctx.log)
+
+
+def _build_project(ctx: SetupContext) -> None:
+    ctx.run([str(ctx.tool("lake")), "build"], ctx.project_dir, ctx.env(), ctx.log)
+
+
+def _checkout_step(name: str, description: str, url: str, commit: str, folder: str) -> SetupStep:
+    def target(ctx: SetupContext) -> Path:
+        return ctx.data_dir / folder
+
+    def done(ctx: SetupContext) -> bool:
+        return ctx.skip_data or _git_head(target(ctx)) == commit
+
+    def run(ctx: SetupContext) -> None:
+        directory = target(ctx)
+        directory.mkdir(parents=True, exist_ok=True)
+        env = ctx.env()
+        if not (directory / ".git").exists():
+            ctx.run(["git", "init", "-q", str(directory)], None, env, ctx.log)
+        git = ["git", "-C", str(directory)]
+        # Fetch exactly the pinned commit: GitHub serves a commit by its hash, so no branch can move it.
+        ctx.run([*git, "fetch", "--depth", "1", url, commit], None, env, ctx.log)
+        ctx.run([*git, "checkout", "-q", "--detach", "FETCH_HEAD"], None, env, ctx.log)
+
+    return SetupStep(name, description, url, done, run)
+
+
+def setup_steps() -> list[SetupStep]:
+    """Every setup step, in order: elan, toolchain, REPL, Mathlib cache, project build, then the data."""
+    return [
+        SetupStep(
+            "elan",
+            "install elan (the Lean version manager)",
+            ELAN_INIT_URL,
+            lambda ctx: find_tool("elan", ctx.elan_home, ctx.search_path) is not None,
+            _install_elan,
+        ),
+        SetupStep(
+            "toolchain",
+            "install the Lean toolchain pinned in lean-toolchain",
+            LEAN_RELEASES_URL,
+            lambda ctx: (toolchain_dir(ctx.toolchain(), ctx.elan_home) / "bin" / "lean").is_file(),
+            _install_toolchain,
+        ),
+        SetupStep(
+            "repl",
+            "build the Lean REPL at the tag matching the toolchain",
+            REPL_REPO_URL,
+            lambda ctx: repl_binary(toolchain_tag(ctx.toolchain()), ctx.repl_root).is_file(),
+            _build_repl,
+        ),
+        SetupStep(
+            "mathlib",
+            "fetch Mathlib and its build cache (`lake exe cache get`)",
+            f"{MATHLIB_REPO_URL} and {MATHLIB_CACHE_URL}",
+            lambda ctx: not needs_mathlib(ctx.project_dir) or mathlib_olean(ctx.project_dir).is_file(),
+            _fetch_mathlib,
+        ),
+        SetupStep(
+            "build",
+            "build the project (`lake build`)",
+            None,
+            lambda ctx: project_built(ctx.project_dir),
+            _build_project,
+        ),
+        _checkout_step(
+            "minif2f-data",
+            f"fetch the miniF2F statements (yangky11/miniF2F-lean4 @ {MINIF2F_COMMIT[:7]})",
+            MINIF2F_REPO_URL,
+            MINIF2F_COMMIT,
+            MINIF2F_CHECKOUT.name,
+        ),
+        _checkout_step(
+            "llemma-data",
+            f"fetch the Llemma/LeanDojo miniF2F variant (rah4927/lean-dojo-mew @ {LLEMMA_COMMIT[:7]})",
+            LLEMMA_REPO_URL,
+            LLEMMA_COMMIT,
+            LLEMMA_CHECKOUT.name,
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    status: str
+    """`done already`, `done`, or `skipped` (data with --skip-data)."""
+
+
+def run_setup(
+    ctx: SetupContext,
+    steps: Sequence[SetupStep] | None = None,
+    on_step: Callable[[int, int, SetupStep, str], None] = lambda index, total, step, status: None,
+) -> list[StepResult]:
+    """Run the steps in order, skipping those already done; stop at the first failure with `SetupError`.
+
+    `on_step(index, total, step, status)` is called with status `running`, `done`, `done already`, `skipped`.
+    """
+    chosen = list(steps) if steps is not None else setup_steps()
+    results: list[StepResult] = []
+    for index, step in enumerate(chosen, start=1):
+        if ctx.skip_data and step.name.endswith("-data"):
+            status = "skipped"
+        else:
+            try:
+                already = step.is_done(ctx)
+            except MissingDependency as error:
+                raise SetupError(step.name, str(error)) from error
+            status = "done already" if already else "running"
+        if status == "running":
+            on_step(index, len(chosen), step, status)
+            try:
+                step.run(ctx)
+            except SetupError:
+                raise
+            except urllib.error.URLError as error:
+                reason = getattr(error, "reason", error)
+                raise SetupError(step.name, f"could not download: {reason}", step.address) from error
+            except CommandFailed as error:
+                raise SetupError(step.name, str(error), step.address) from error
+            except (OSError, MissingDependency) as error:
+                raise SetupError(step.name, str(error), step.address) from error
+            if not step.is_done(ctx):
+                raise SetupError(step.name, "the step ran but its result is still missing", step.address)
+            status = "done"
+        on_step(index, len(chosen), step, status)
+        results.append(StepResult(step.name, status))
+    return results
+
+
+# --- doctor ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DoctorItem:
+    """One line of `prover doctor`: what, whether it is usable, its version, and where or how to get it."""
+
+    name: str
+    ok: bool
+    version: str = ""
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "ok": self.ok, "version": self.version, "detail": self.detail}
+
+
+def _output(argv: Sequence[str], cwd: Path | None = None) -> str | None:
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=20, cwd=cwd, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return (done.stdout or done.stderr).strip()
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _gpus() -> DoctorItem:
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return DoctorItem("CUDA GPUs", False, detail="none found (no nvidia-smi); models run on the CPU")
+    listing = _output([smi, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"])
+    if not listing:
+        return DoctorItem("CUDA GPUs", False, detail="nvidia-smi found no usable GPU")
+    lines = [line.strip() for line in listing.splitlines() if line.strip()]
+    driver = lines[0].rsplit(",", 1)[-1].strip()
+    names = "; ".join(line.rsplit(",", 1)[0].strip() for line in lines)
+    return DoctorItem("CUDA GPUs", True, f"driver {driver}", f"{len(lines)}: {names}")
+
+
+def doctor_report(
+    project_dir: Path, elan_home: Path | None = None, dojo_cache_dir: Path | None = None
+) -> list[DoctorItem]:
+    """What is installed for `project_dir`, with versions. Starts no download and imports no heavy package."""
+    home = elan_home or default_elan_home()
+    items: list[DoctorItem] = []
+    elan = find_tool("elan", home)
+    elan_version = _output([str(elan), "--version"]) if elan else None
+    items.append(
+        DoctorItem("elan", bool(elan_version), elan_version or "", str(elan) if elan else "missing: run `prover setup`")
+    )
+    try:
+        toolchain: str | None = read_toolchain(project_dir)
+    except MissingDependency as error:
+        toolchain = None
+        items.append(DoctorItem("Lean project", False, detail=str(error)))
+    if toolchain is not None:
+        bin_dir = toolchain_dir(toolchain, home) / "bin"
+        for tool in ("lean", "lake"):
+            version = _output([str(bin_dir / tool), "--version"]) if (bin_dir / tool).is_file() else None
+            detail = str(bin_dir / tool) if version else f"missing {toolchain}: run `prover setup`"
+            items.append(DoctorItem(tool, bool(version), version or "", detail))
+        tag = toolchain_tag(toolchain)
+        repl = repl_binary(tag)
+        items.append(
+            DoctorItem(
+                "Lean REPL",
+                repl.is_file(),
+                tag if repl.is_file() else "",
+                str(repl) if repl.is_file() else f"missing for {tag}: run `prover setup`",
+            )
+        )
+        packages = manifest_packages(project_dir)
+        if "mathlib" in packages:
+            built = mathlib_olean(project_dir).is_file()
+            detail = "build cache unpacked" if built else "not fetched: run `prover setup`"
+            items.append(DoctorItem("Mathlib build", built, f"rev {packages['mathlib'][:12]}", detail))
+        built_project = project_built(project_dir)
+        items.append(
+            DoctorItem(
+                "project build",
+                built_project,
+                toolchain,
+                str(project_dir) if built_project else f"{project_dir} not built: run `prover setup`",
+            )
+        )
+    for label, checkout, commit in (
+        ("miniF2F statements", MINIF2F_CHECKOUT, MINIF2F_COMMIT),
+        ("lean-dojo-mew (Llemma)", LLEMMA_CHECKOUT, LLEMMA_COMMIT),
+    ):
+        head = _git_head(checkout) if checkout.exists() else None
+        ok = head == commit
+        detail = str(checkout) if ok else f"missing at {commit[:7]}: run `prover setup`"
+        items.append(DoctorItem(label, ok, head[:7] if head else "", detail))
+    dojo = _package_version("lean-dojo")
+    items.append(
+        DoctorItem("LeanDojo", dojo is not None, dojo or "", "installed" if dojo else "pip install -e '.[dojo]'")
+    )
+    cache = Path(dojo_cache_dir).expanduser() if dojo_cache_dir else Path.home() / ".cache" / "lean_dojo"
+    traced = (
+        sorted(p.name for p in cache.iterdir() if p.is_dir() and not p.name.startswith(".")) if cache.is_dir() else []
+    )
+    items.append(
+        DoctorItem(
+            "LeanDojo cache",
+            bool(traced),
+            f"{len(traced)} traced repos" if cache.is_dir() else "",
+            ", ".join(traced[:5]) if traced else f"{cache} has no traced repository",
+        )
+    )
+    items.append(_gpus())
+    torch = _package_version("torch")
+    items.append(DoctorItem("torch", torch is not None, torch or "", "pip install -e '.[hf]'" if not torch else ""))
+    vllm = _package_version("vllm")
+    items.append(
+        DoctorItem("vLLM", vllm is not None, vllm or "", "pip install -e '.[vllm]' (GPU only)" if not vllm else "")
+    )
+    git = _output(["git", "--version"])
+    items.append(DoctorItem("git", git is not None, git or "", "" if git else "needed by setup and LeanDojo"))
+    return items

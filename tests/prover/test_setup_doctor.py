@@ -1,0 +1,376 @@
+"""`prover setup`, `prover doctor` and `resolve_repl_command`, hermetic: fake elan/lake, blocked network."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lean_env.errors import MissingDependency
+from prover import lean_setup
+from prover.cli.main import main
+from prover.config import REPO_ROOT, LeanSettings
+from prover.lean_setup import (
+    ELAN_INIT_URL,
+    SetupContext,
+    SetupError,
+    SetupStep,
+    doctor_report,
+    resolve_repl_command,
+    run_setup,
+    setup_steps,
+)
+
+TOOLCHAIN = "leanprover/lean4:v4.24.0"
+
+
+def _script(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def _project(root: Path, mathlib: bool = True) -> Path:
+    project = root / "project"
+    project.mkdir(parents=True)
+    (project / "lean-toolchain").write_text(TOOLCHAIN + "\n")
+    (project / "lakefile.toml").write_text('name = "P"\n\n[[lean_lib]]\nname = "P"\n')
+    packages = [{"name": "mathlib", "rev": "f897ebcf72cd16f89ab4577d0c826cd14afaafc7"}] if mathlib else []
+    (project / "lake-manifest.json").write_text(json.dumps({"version": "1.1.0", "packages": packages}))
+    return project
+
+
+@pytest.fixture
+def bare_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME without elan and a PATH with only the system's basic tools (git, sh)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("ELAN_HOME", str(home / ".elan"))
+    system_bin = tmp_path / "sysbin"
+    system_bin.mkdir()
+    for tool in ("git", "sh", "mkdir", "cp"):
+        found = shutil.which(tool)
+        assert found is not None
+        (system_bin / tool).symlink_to(found)
+    monkeypatch.setenv("PATH", str(system_bin))
+    return home
+
+
+# --- resolve_repl_command ----------------------------------------------------------------------
+
+
+def test_explicit_repl_command_is_returned_as_is(tmp_path: Path) -> None:
+    lean = LeanSettings(repl_command=["python", "fake_repl.py"], project_dir=tmp_path)
+    assert resolve_repl_command(lean) == (["python", "fake_repl.py"], tmp_path)
+
+
+def test_missing_project_is_named(tmp_path: Path) -> None:
+    with pytest.raises(MissingDependency, match="no lean-toolchain"):
+        resolve_repl_command(LeanSettings(project_dir=tmp_path / "nowhere"))
+
+
+def test_missing_lake_points_to_setup(tmp_path: Path, bare_home: Path) -> None:
+    with pytest.raises(MissingDependency) as caught:
+        resolve_repl_command(LeanSettings(project_dir=_project(tmp_path)))
+    assert "lake" in caught.value.what and "prover setup" in caught.value.how
+
+
+def test_each_missing_piece_is_named_then_the_command_is_built(tmp_path: Path, bare_home: Path) -> None:
+    project = _project(tmp_path)
+    lake = _script(bare_home / ".elan" / "bin" / "lake", "")
+    repl = tmp_path / "repl" / "bin" / "repl"
+    lean = LeanSettings(project_dir=project, repl_path=repl)
+    with pytest.raises(MissingDependency, match="REPL"):
+        resolve_repl_command(lean)
+    _script(repl, "")
+    with pytest.raises(MissingDependency, match="Mathlib build"):
+        resolve_repl_command(lean)
+    olean = lean_setup.mathlib_olean(project)
+    olean.parent.mkdir(parents=True)
+    olean.write_bytes(b"")
+    with pytest.raises(MissingDependency, match="build of"):
+        resolve_repl_command(lean)
+    built = project / ".lake" / "build" / "lib" / "lean" / "P.olean"
+    built.parent.mkdir(parents=True)
+    built.write_bytes(b"")
+    assert resolve_repl_command(lean) == ([str(lake), "env", str(repl)], project)
+
+
+def test_default_repl_is_the_one_setup_builds_for_the_toolchain(
+    tmp_path: Path, bare_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lean_setup, "REPL_ROOT", tmp_path / "repls")
+    project = _project(tmp_path, mathlib=False)
+    (project / ".lake" / "build" / "lib" / "lean").mkdir(parents=True)
+    (project / ".lake" / "build" / "lib" / "lean" / "P.olean").write_bytes(b"")
+    _script(bare_home / ".elan" / "bin" / "lake", "")
+    with pytest.raises(MissingDependency, match=r"v4\.24\.0"):
+        resolve_repl_command(LeanSettings(project_dir=project))
+    repl = _script(tmp_path / "repls" / "v4.24.0" / ".lake" / "build" / "bin" / "repl", "")
+    command, cwd = resolve_repl_command(LeanSettings(project_dir=project))
+    assert command[1:] == ["env", str(repl)] and cwd == project
+
+
+# --- setup ---------------------------------------------------------------------------------------
+
+
+def _blocked_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    asked: list[str] = []
+
+    def refuse(url: object, *args: object, **kwargs: object) -> object:
+        asked.append(str(getattr(url, "full_url", url)))
+        raise urllib.error.URLError("network is unreachable (blocked by the test)")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    return asked
+
+
+def test_offline_setup_stops_at_the_first_network_step_naming_it(
+    tmp_path: Path, bare_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked = _blocked_network(monkeypatch)
+    project = _project(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main(["setup", "--yes", "--project-dir", str(project)])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "setup step 'elan' failed" in error
+    assert ELAN_INIT_URL in error
+    assert asked == [ELAN_INIT_URL], "nothing after the failing step may run"
+    assert not (bare_home / ".elan").exists()
+
+
+def test_setup_without_yes_asks_before_installing_elan(
+    tmp_path: Path, bare_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _blocked_network(monkeypatch)
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("n\n"))
+    with pytest.raises(SystemExit) as exited:
+        main(["setup", "--project-dir", str(_project(tmp_path))])
+    assert exited.value.code != 0
+    assert asked == []
+
+
+def _step(
+    name: str, done: list[str], address: str | None = "https://example.invalid/x", fail: bool = False
+) -> SetupStep:
+    def run(ctx: SetupContext) -> None:
+        if fail:
+            raise urllib.error.URLError("offline")
+        done.append(name)
+
+    return SetupStep(name, f"do {name}", address, lambda ctx: name in done, run)
+
+
+def test_run_setup_skips_done_steps_and_stops_at_the_first_failure(tmp_path: Path) -> None:
+    ctx = SetupContext(project_dir=tmp_path, elan_home=tmp_path / "elan", path="")
+    done = ["a"]
+    seen: list[tuple[str, str]] = []
+    steps = [_step("a", done), _step("b", done), _step("c", done, fail=True), _step("d", done)]
+    with pytest.raises(SetupError) as caught:
+        run_setup(ctx, steps, on_step=lambda i, n, step, status: seen.append((step.name, status)))
+    assert caught.value.step == "c" and caught.value.address == "https://example.invalid/x"
+    assert "https://example.invalid/x" in str(caught.value)
+    assert done == ["a", "b"]
+    assert seen == [("a", "done already"), ("b", "running"), ("b", "done"), ("c", "running")]
+    results = run_setup(ctx, steps[:2])
+    assert [r.status for r in results] == ["done already", "done already"]
+
+
+def test_a_step_whose_result_stays_missing_fails(tmp_path: Path) -> None:
+    ctx = SetupContext(project_dir=tmp_path, elan_home=tmp_path / "elan", path="")
+    liar = SetupStep("liar", "claims success", None, lambda ctx: False, lambda ctx: None)
+    with pytest.raises(SetupError, match="still missing"):
+        run_setup(ctx, [liar])
+
+
+FAKE_ELAN = """
+import os, sys
+from pathlib import Path
+home = Path(os.environ["ELAN_HOME"])
+if sys.argv[1:3] == ["toolchain", "install"]:
+    name = sys.argv[3].replace("/", "--").replace(":", "---")
+    lean = home / "toolchains" / name / "bin" / "lean"
+    lean.parent.mkdir(parents=True, exist_ok=True)
+    lean.write_text("#!/bin/sh\\necho 'Lean (version 4.24.0, fake)'\\n")
+    lean.chmod(0o755)
+    print("installed", sys.argv[3])
+elif sys.argv[1:] == ["--version"]:
+    print("elan 9.9.9 (fake)")
+"""
+
+FAKE_LAKE = """
+import sys, tomllib
+from pathlib import Path
+cwd = Path.cwd()
+def touch(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+if sys.argv[1:] == ["build"] and (cwd / "lakefile.lean").exists():
+    touch(cwd / ".lake" / "build" / "bin" / "repl")
+elif sys.argv[1:] == ["build"]:
+    for lib in tomllib.loads((cwd / "lakefile.toml").read_text())["lean_lib"]:
+        touch(cwd / ".lake" / "build" / "lib" / "lean" / (lib["name"] + ".olean"))
+elif sys.argv[1:] == ["exe", "cache", "get"]:
+    touch(cwd / ".lake" / "packages" / "mathlib" / ".lake" / "build" / "lib" / "lean" / "Mathlib.olean")
+else:
+    sys.exit(f"fake lake: unexpected {sys.argv[1:]}")
+print("ok", *sys.argv[1:])
+"""
+
+
+def test_setup_runs_every_lean_step_once_then_finds_everything_done(tmp_path: Path, bare_home: Path) -> None:
+    project = _project(tmp_path)
+    elan_home = bare_home / ".elan"
+    repl_root = tmp_path / "repls"
+    # The REPL checkout is already there (a clone is a network step; the fake lake builds it).
+    (repl_root / "v4.24.0").mkdir(parents=True)
+    (repl_root / "v4.24.0" / "lakefile.lean").write_text("-- fake REPL project\n")
+    fetched: list[str] = []
+
+    def fetch(url: str, destination: Path) -> None:
+        fetched.append(url)
+        bin_dir = elan_home / "bin"
+        destination.write_text(
+            f"mkdir -p {bin_dir}\n"
+            f"cp {_script(tmp_path / 'fake' / 'elan', FAKE_ELAN)} {bin_dir}/elan\n"
+            f"cp {_script(tmp_path / 'fake' / 'lake', FAKE_LAKE)} {bin_dir}/lake\n"
+        )
+
+    log: list[str] = []
+    ctx = SetupContext(
+        project_dir=project,
+        elan_home=elan_home,
+        path=str(tmp_path / "sysbin"),
+        repl_root=repl_root,
+        skip_data=True,
+        fetch=fetch,
+        log=log.append,
+    )
+    first = run_setup(ctx)
+    assert [(r.name, r.status) for r in first] == [
+        ("elan", "done"),
+        ("toolchain", "done"),
+        ("repl", "done"),
+        ("mathlib", "done"),
+        ("build", "done"),
+        ("minif2f-data", "skipped"),
+        ("llemma-data", "skipped"),
+    ]
+    assert fetched == [ELAN_INIT_URL]
+    assert "installed leanprover/lean4:v4.24.0" in log
+    second = run_setup(ctx)
+    assert [r.status for r in second][:5] == ["done already"] * 5
+    report = {item.name: item for item in doctor_report(project, elan_home)}
+    assert report["elan"].ok and report["elan"].version == "elan 9.9.9 (fake)"
+    assert report["lean"].ok and "4.24.0" in report["lean"].version
+    assert report["Mathlib build"].ok
+
+
+def _git_repo(path: Path) -> str:
+    path.mkdir(parents=True)
+    (path / "Stmt.lean").write_text("theorem t : True := by\n  trivial\n")
+    for argv in (
+        ["git", "init", "-q"],
+        ["git", "add", "."],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "data"],
+    ):
+        subprocess.run(argv, cwd=path, check=True, capture_output=True, timeout=30)
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=path, check=True, capture_output=True, text=True, timeout=30
+    ).stdout.strip()
+
+
+def test_data_checkout_fetches_the_pinned_commit_once(tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    commit = _git_repo(upstream)
+    step = lean_setup._checkout_step("some-data", "fetch data", f"file://{upstream}", commit, "some")
+    ctx = SetupContext(project_dir=tmp_path, elan_home=tmp_path / "elan", path="/usr/bin:/bin", data_dir=tmp_path / "d")
+    assert [r.status for r in run_setup(ctx, [step])] == ["done"]
+    assert (tmp_path / "d" / "some" / "Stmt.lean").is_file()
+    assert [r.status for r in run_setup(ctx, [step])] == ["done already"]
+
+
+def test_data_steps_pin_the_upstream_commits() -> None:
+    steps = {step.name: step for step in setup_steps()}
+    assert steps["minif2f-data"].address == "https://github.com/yangky11/miniF2F-lean4"
+    assert steps["llemma-data"].address == "https://github.com/rah4927/lean-dojo-mew"
+    assert lean_setup.MINIF2F_CHECKOUT == REPO_ROOT / "data" / "miniF2F-lean4"
+    assert lean_setup.LLEMMA_COMMIT.startswith("d00c776")
+    assert [step.name for step in setup_steps()][:5] == ["elan", "toolchain", "repl", "mathlib", "build"]
+
+
+def test_minif2f_project_is_pinned_like_upstream() -> None:
+    meta_path = REPO_ROOT.parent / "shared" / "data" / "minif2f_lean4.meta.json"
+    project = REPO_ROOT / "miniF2F"
+    assert (project / "lean-toolchain").read_text().strip() == "leanprover/lean4:v4.24.0"
+    packages = lean_setup.manifest_packages(project)
+    assert packages["mathlib"] == "f897ebcf72cd16f89ab4577d0c826cd14afaafc7"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        assert packages == {name: entry["rev"] for name, entry in meta["lake_manifest_packages"].items()}
+    assert not list(project.rglob("*Test*.lean")) and not list(project.rglob("*Valid*.lean")), "no benchmark copy"
+
+
+def _exit_status(argv: list[str]) -> int:
+    try:
+        main(argv)
+    except SystemExit as exited:
+        return int(exited.code or 0)
+    return 0
+
+
+# --- doctor --------------------------------------------------------------------------------------
+
+
+def test_doctor_on_a_bare_machine_says_what_is_missing(
+    tmp_path: Path, bare_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        _exit_status(
+            ["doctor", "--json", "--project-dir", str(REPO_ROOT / "miniF2F"), "--dojo-cache-dir", str(tmp_path)]
+        )
+        == 0
+    )
+    report = {item["name"]: item for item in json.loads(capsys.readouterr().out)}
+    for name in (
+        "elan",
+        "lean",
+        "lake",
+        "Lean REPL",
+        "Mathlib build",
+        "LeanDojo",
+        "LeanDojo cache",
+        "CUDA GPUs",
+        "vLLM",
+    ):
+        assert name in report
+    assert report["elan"]["ok"] is False and "prover setup" in report["elan"]["detail"]
+    assert report["lean"]["ok"] is False and "v4.24.0" in report["lean"]["detail"]
+    assert report["CUDA GPUs"]["ok"] is False
+    assert report["git"]["ok"] is True
+
+
+def test_doctor_lists_gpus_from_nvidia_smi(tmp_path: Path, bare_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_bin = tmp_path / "gpubin"
+    _script(fake_bin / "nvidia-smi", 'print("NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15")\n')
+    monkeypatch.setenv("PATH", f"{fake_bin}:{tmp_path / 'sysbin'}")
+    gpus = {item.name: item for item in doctor_report(tmp_path)}["CUDA GPUs"]
+    assert gpus.ok and "H100" in gpus.detail and gpus.version == "driver 550.54.15"
+
+
+def test_doctor_table_prints_without_the_json_flag(
+    tmp_path: Path, bare_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _exit_status(["doctor", "--project-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "elan" in out and "missing" in out
