@@ -1,0 +1,2 @@
+import TinyProject.Basic
+import TinyProject.Cheats
