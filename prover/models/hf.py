@@ -203,6 +203,7 @@ class HFGenerator:
         )
         self.context_length: int | None = getattr(model.config, "max_position_embeddings", None)
         self._window = max((len(stop.encode()) for stop in prompt_format.stops), default=0) + 2
+        self._stop_ends = self._stop_end_table()
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(sampling.seed)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-generate")
@@ -516,13 +517,40 @@ class HFGenerator:
         probabilities = torch.softmax(scores, dim=-1)
         return torch.multinomial(probabilities, 1, generator=self._generator)[:, 0]
 
+    def _decode_batch(self, sequences: list[list[int]]) -> list[str]:
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None:  # the Rust tokenizer decodes a batch without a Python loop
+            return list(backend.decode_batch(sequences, skip_special_tokens=True))
+        return list(
+            self.tokenizer.batch_decode(sequences, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        )
+
+    def _stop_end_table(self) -> list[bool]:
+        """For each token id: can appending it complete a stop string? (Decided once per tokenizer.)
+
+        True when the token's text holds the last character of a stop string, is empty, or is a
+        partial UTF-8 sequence. Stops ending in a space disable the table (a SentencePiece word
+        token carries its leading space only in context).
+        """
+        stops = self.prompt_format.stops
+        if not stops or any(stop[-1] in " \t" for stop in stops):
+            return []
+        last = {stop[-1] for stop in stops}
+        pieces = self._decode_batch([[token] for token in range(len(self.tokenizer))])
+        return [not piece or "\ufffd" in piece or any(ch in piece for ch in last) for piece in pieces]
+
     def _stopped(self, sequences: list[list[int]]) -> list[bool]:
         """Whether each token sequence's last token completed a stop string (decodes a short tail only)."""
+        stopped = [False] * len(sequences)
         if not self.prompt_format.stops or not sequences:
-            return [False] * len(sequences)
-        tails = [sequence[-self._window :] for sequence in sequences]
-        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        return [find_stop(text, self.prompt_format.stops) is not None for text in texts]
+            return stopped
+        table, size = self._stop_ends, len(self._stop_ends)
+        todo = [i for i, seq in enumerate(sequences) if not table or seq[-1] >= size or table[seq[-1]]]
+        if todo:
+            texts = self._decode_batch([sequences[i][-self._window :] for i in todo])
+            for i, text in zip(todo, texts, strict=True):
+                stopped[i] = find_stop(text, self.prompt_format.stops) is not None
+        return stopped
 
     def _sample_step(
         self, host: list[_Row], active: list[int], tokens: list[list[int]], chosen: list[list[float]], step: int
@@ -621,9 +649,7 @@ class HFGenerator:
             entries = [(tokens, total, reason) for _, tokens, total, reason in row.hypotheses]
         else:
             entries = list(zip(row.samples, row.sums, row.finish, strict=True))
-        texts = self.tokenizer.batch_decode(
-            [tokens for tokens, _, _ in entries], skip_special_tokens=True, clean_up_tokenization_spaces=False
-        )
+        texts = self._decode_batch([tokens for tokens, _, _ in entries])
         return [
             RawSample(tuple(tokens), float(total), text, reason)
             for (tokens, total, reason), text in zip(entries, texts, strict=True)

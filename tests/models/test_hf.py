@@ -133,7 +133,7 @@ def test_stop_strings_spanning_tokens_end_samples(loaded: tuple[Any, Any]) -> No
     a, dash = tokenizer.convert_tokens_to_ids(["a", "-"])
     pinned = biased(loaded, {a: 5.0, dash: 5.0})  # samples are strings over {a, -}
     fmt = PromptFormat("dashes", "{{state}}\n", ("---",))
-    generator = make(pinned, fmt, max_new_tokens=40, temperature=1.0, seed=3)
+    generator = make(pinned, fmt, max_new_tokens=24, temperature=1.0, seed=3)
     prompt = fmt.render(req(STATES[0]))
     row = generator.generate_raw([prompt], [16])[0]
     stopped = [s for s in row if s.finish_reason == "stop"]
@@ -146,10 +146,10 @@ def test_stop_strings_spanning_tokens_end_samples(loaded: tuple[Any, Any]) -> No
         )
     for sample in row:
         if sample.finish_reason == "length":
-            assert "---" not in sample.text and len(sample.token_ids) == 40
+            assert "---" not in sample.text and len(sample.token_ids) == 24
 
     # Through the protocol: cut before the stop, empty tactics dropped, duplicates merged, best first.
-    generator = make(pinned, fmt, max_new_tokens=40, temperature=1.0, seed=3)
+    generator = make(pinned, fmt, max_new_tokens=24, temperature=1.0, seed=3)
     (candidates,) = asyncio.run(generator.generate([req(STATES[0], 16)]))
     texts = [c.text for c in candidates]
     assert len(texts) == len(set(texts)) < 16
