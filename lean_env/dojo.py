@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -365,6 +366,14 @@ def _kill_dojo_processes(dojo: Any) -> None:
             modified.__exit__(None, None, None)
 
 
+def _find_program(name: str) -> str:
+    """`name` as given, or elan's copy in `~/.elan/bin` when a bare `lake` is not on PATH."""
+    if os.sep in name or shutil.which(name):
+        return name
+    elan_copy = Path.home() / ".elan" / "bin" / name
+    return str(elan_copy) if elan_copy.is_file() else name
+
+
 # --- the backend -------------------------------------------------------------------------------------
 
 DojoFactory = Callable[[DojoLocation, float], Any]
@@ -453,6 +462,7 @@ class DojoSession:
         self._id = next(_SESSION_IDS)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dojo-{self._id}")
         self._dojo: Any = None
+        self._dojo_context: Any = None
         self._generation = 0
         self._replayed: dict[tuple[tuple[str, str], ...], Any] = {}
         self._initial: ProofState | None = None
@@ -502,7 +512,7 @@ class DojoSession:
         return state
 
     def _sync_discard(self) -> None:
-        context = getattr(self, "_dojo_context", None)
+        context = self._dojo_context
         self._dojo = None
         self._dojo_context = None
         self._replayed = {}
@@ -734,7 +744,8 @@ class DojoLeanEnv:
                 file.write(text)
             relative = os.path.relpath(name, repo_dir)
             command = [
-                *self.config.lean_command,
+                _find_program(self.config.lean_command[0]),
+                *self.config.lean_command[1:],
                 f"--threads={self.config.cpu_limit}",
                 f"--memory={memory_mb}",
                 relative,
