@@ -280,23 +280,31 @@ class ReplPool:
             self._recycled += 1
             self._retire(worker, crashed=False)
             return
-        if self._memory_exceeded(worker):
+        if worker.over_memory:
             self._recycled += 1
             self._retire(worker, crashed=False)
             return
+        self._schedule_memory_check(worker)
         self._failures = 0  # a lease that ends on a healthy worker ends a run of crashes
         self._hand_off(worker)
 
-    def _memory_exceeded(self, worker: ReplProcess) -> bool:
+    def _schedule_memory_check(self, worker: ReplProcess) -> None:
         limit = self.config.recycle_rss_bytes
         if limit is None or worker.requests - worker.memory_checked_at < self.config.memory_check_every:
-            return False
+            return
         worker.memory_checked_at = worker.requests
-        rss = worker.rss_bytes()
-        if rss > limit:
-            logger.info("recycling Lean REPL worker %s: resident memory %.0f MiB", worker.id, rss / 2**20)
-            return True
-        return False
+        self._track(self._check_memory(worker, limit))
+
+    async def _check_memory(self, worker: ReplProcess, limit: int) -> None:
+        # Off the event loop: psutil reads /proc, which takes milliseconds on a busy machine.
+        rss = await asyncio.to_thread(worker.rss_bytes)
+        if rss <= limit or not worker.alive:
+            return
+        logger.info("recycling Lean REPL worker %s: resident memory %.0f MiB", worker.id, rss / 2**20)
+        worker.over_memory = True
+        if not worker.leased and worker in self._workers and not self._closed:
+            self._recycled += 1
+            self._retire(worker, crashed=False)
 
     def _hand_off(self, worker: ReplProcess) -> None:
         """Give an idle, healthy worker to the longest-waiting caller that can use it, or park it."""

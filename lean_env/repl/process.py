@@ -83,11 +83,15 @@ class ReplProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._stderr = bytearray()
         self._stderr_task: asyncio.Task[None] | None = None
-        self._inflight: asyncio.Task[ReplReply] | None = None
+        self._inflight: asyncio.Future[None] | None = None
+        self._drain_task: asyncio.Task[None] | None = None
         # Pool bookkeeping, owned by `ReplPool`.
         self.leased = False
         self.retiring = False
         self.memory_checked_at = 0
+        self.over_memory = False
+        self._tree: list[psutil.Process] | None = None
+        self._tree_age = 0
         self.succeeded = 0
 
     def __repr__(self) -> str:
@@ -108,7 +112,8 @@ class ReplProcess:
         return self._inflight is not None and not self._inflight.done()
 
     @property
-    def inflight(self) -> asyncio.Task[ReplReply] | None:
+    def inflight(self) -> asyncio.Future[None] | None:
+        """Resolves when the request on the wire has been answered (or the process is gone)."""
         return self._inflight
 
     def stderr_tail(self) -> str:
@@ -191,10 +196,9 @@ class ReplProcess:
             raise BackendCrashed(
                 f"Lean REPL worker {self.id} is not running ({self.death or 'not started'})", stderr=self.stderr_tail()
             )
-        task = asyncio.ensure_future(self._exchange(data, timeout))
-        task.add_done_callback(_consume_exception)
-        self._inflight = task
-        return await asyncio.shield(task)
+        wire: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight = wire
+        return await self._exchange(data, timeout, wire)
 
     async def command(self, cmd: str, env: int | None = None, timeout: float = 60.0) -> CommandReply | ReplError:
         """Elaborate `cmd` on top of environment `env` (a fresh environment when None)."""
@@ -213,16 +217,24 @@ class ReplProcess:
         return reply
 
     def rss_bytes(self) -> int:
-        """Resident memory of the whole process tree (`lake` and the `repl` under it); 0 if gone."""
+        """Resident memory of the whole process tree (`lake` and the `repl` under it); 0 if gone.
+
+        Blocking (reads /proc): call it through `asyncio.to_thread`. Finding the descendants walks
+        every process on the machine, so they are looked up again only every few calls.
+        """
         if self._proc is None or not self.alive:
             return 0
         try:
-            root = psutil.Process(self._proc.pid)
-            total = root.memory_info().rss
-            for child in root.children(recursive=True):
+            if self._tree is None or self._tree_age >= 16:
+                root = psutil.Process(self._proc.pid)
+                self._tree = [root, *root.children(recursive=True)]
+                self._tree_age = 0
+            self._tree_age += 1
+            total = 0
+            for process in self._tree:
                 with contextlib.suppress(psutil.Error):
-                    total += child.memory_info().rss
-            return int(total)
+                    total += process.memory_info().rss
+            return total
         except psutil.Error:
             return 0
 
@@ -264,13 +276,14 @@ class ReplProcess:
                 await asyncio.wait_for(self._proc.wait(), _EXIT_GRACE_S)
         await self.kill("closed")
 
-    async def _exchange(self, data: bytes, timeout: float) -> ReplReply:
+    async def _exchange(self, data: bytes, timeout: float, wire: asyncio.Future[None]) -> ReplReply:
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         loop = asyncio.get_running_loop()
         started = loop.time()
         self.requests += 1
         outcome = "crash"
+        handed_off = False
         try:
             async with asyncio.timeout(timeout):
                 proc.stdin.write(data)
@@ -280,6 +293,14 @@ class ReplProcess:
             outcome = "ok"
             self.succeeded += 1
             return reply
+        except asyncio.CancelledError:
+            # The caller gave up, but the request is written: its reply must still be read (or the
+            # process killed at the deadline), or the next request would read it. A background
+            # task finishes the exchange; the wire stays busy until it has.
+            if self.alive:
+                handed_off = True
+                self._drain_task = asyncio.ensure_future(self._finish(started + timeout, started, wire))
+            raise
         except TimeoutError:
             outcome = "timeout"
             await self.kill("timeout", f"no reply within {timeout:g} s")
@@ -300,13 +321,38 @@ class ReplProcess:
         except ReplProtocolError as error:
             await self.kill("protocol", str(error))
             raise BackendCrashed(f"Lean REPL worker {self.id}: {error}", stderr=self.stderr_tail()) from None
+        finally:
+            if not handed_off:
+                if not wire.done():
+                    wire.set_result(None)
+                if self._observer is not None:
+                    self._observer(loop.time() - started, outcome)
+
+    async def _finish(self, deadline: float, started: float, wire: asyncio.Future[None]) -> None:
+        """Read and drop the reply of a cancelled request; kill the process at the request's deadline."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        outcome = "crash"
+        try:
+            async with asyncio.timeout_at(deadline):
+                raw = await proc.stdout.readuntil(REPLY_TERMINATOR)
+            decode_reply(raw)
+            outcome = "ok"
+        except TimeoutError:
+            outcome = "timeout"
+            await self.kill("timeout", "no reply to a cancelled request before its deadline")
+        except (asyncio.IncompleteReadError, BrokenPipeError, ConnectionResetError):
+            await self._crashed("exited in the middle of a reply")
+        except (asyncio.LimitOverrunError, ReplProtocolError):
+            await self.kill("protocol")
         except asyncio.CancelledError:
-            # Only the pool's shutdown cancels an exchange; the reply may still come, so the process goes.
             self._kill_now("closed")
             raise
         finally:
+            if not wire.done():
+                wire.set_result(None)
             if self._observer is not None:
-                self._observer(loop.time() - started, outcome)
+                self._observer(asyncio.get_running_loop().time() - started, outcome)
 
     async def _crashed(self, what: str) -> BackendCrashed:
         proc = self._proc
@@ -355,9 +401,3 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return "unknown signal"
-
-
-def _consume_exception(task: asyncio.Task[Any]) -> None:
-    # The caller may have been cancelled and never look at the result; the error is already in stats.
-    if not task.cancelled():
-        task.exception()

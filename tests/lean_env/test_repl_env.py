@@ -10,7 +10,7 @@ import pytest
 
 from lean_env.errors import BackendCrashed, BackendStartError
 from lean_env.protocol import LeanEnv, ProofSession
-from lean_env.repl import ReplLeanEnv, ReplSession
+from lean_env.repl import ReplConfig, ReplLeanEnv, ReplSession
 from lean_env.types import (
     Progress,
     ProofClosed,
@@ -330,3 +330,38 @@ async def test_hundreds_of_concurrent_sessions_each_get_their_own_answers(tmp_pa
         assert stats.crashes == 0 and stats.timeouts == 0 and stats.workers == 4
     finally:
         await env.close()
+
+
+async def test_cancelled_tactics_leave_the_worker_usable(script: Path) -> None:
+    # The search cancels the rest of an expansion once a proof is found; the worker must survive.
+    env = make_env(script, ("--latency-ms", "100"))
+    try:
+        session = await env.start(T1)
+        home = session.home if isinstance(session, ReplSession) else None
+        tasks = [asyncio.ensure_future(session.run_tactic(session.initial_state, t, 5)) for t in ("bad", "constructor")]
+        await asyncio.sleep(0.03)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        assert await session.run_tactic(session.initial_state, "exact h.symm", 5) == ProofClosed()
+        assert home is not None and home.alive and env.stats().timeouts == 0 and env.stats().crashes == 0
+    finally:
+        await env.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("workers", 0),
+        ("acquire_timeout_s", 0),
+        ("max_requests_per_worker", -1),
+        ("memory_limit_mb", -5),
+        ("crash_retries", -1),
+        ("restart_backoff_s", -1.0),
+    ],
+)
+def test_config_errors_name_the_field(field: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=rf"ReplConfig\.{field}:"):
+        stand_in_config(**{field: value})
+    with pytest.raises(ValueError, match=r"ReplConfig\.command:"):
+        ReplConfig(command=())
