@@ -98,7 +98,9 @@ async def test_prompt_too_long_fails_only_its_caller() -> None:
         timeout=5,
     )
     assert isinstance(results[1], PromptTooLong) and results[1].indices == (1,)
-    assert results[0][0][0].text == "tac ⊢ a" and results[2][0][0].text == "tac ⊢ c"
+    first, third = results[0], results[2]
+    assert isinstance(first, list) and isinstance(third, list)
+    assert first[0][0].text == "tac ⊢ a" and third[0][0].text == "tac ⊢ c"
     assert inner.batches[1] == ["⊢ a", "⊢ c"]  # the others were retried without it
 
 

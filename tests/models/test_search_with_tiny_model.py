@@ -12,9 +12,9 @@ from prover.config import ModelSettings
 from prover.models import MergingGenerator, build_generator
 from search import SearchConfig, SearchStatus, best_first_search
 from tests.models.conftest import INTRO_STATE, PROOF, ROOT_STATE
-from tests.stand_ins.scripted import ScriptedEnv, make_theorem
+from tests.stand_ins.scripted import Effect, ScriptedEnv, make_theorem
 
-SCRIPT = {
+SCRIPT: dict[str, dict[str, Effect]] = {
     ROOT_STATE: {"intro h": INTRO_STATE, "simp": "p : Prop\n⊢ True"},
     INTRO_STATE: {"exact h": ProofClosed(), "assumption": ProofClosed()},
 }

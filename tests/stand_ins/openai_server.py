@@ -105,7 +105,7 @@ class OpenAIStandIn:
         max_tokens = int(body.get("max_tokens", 16))
         stops = body.get("stop") or []
         stops = [stops] if isinstance(stops, str) else list(stops)
-        choices = []
+        choices: list[dict[str, Any]] = []
         for index, completion in enumerate(self._completions(str(body["prompt"]), n)):
             tokens: list[str] = []
             logprobs: list[float] = []
