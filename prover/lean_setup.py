@@ -75,7 +75,8 @@ def read_toolchain(project_dir: Path) -> str:
     except FileNotFoundError as error:
         raise MissingDependency(
             f"the Lean project {project_dir} (no lean-toolchain file)",
-            "Point --project-dir (or [lean] project_dir) at a Lake project; the default is miniF2F/ here.",
+            "Point --project-dir (or [lean] project_dir) at a Lake project, "
+            "or run `prover setup` for the default, miniF2F/.",
         ) from error
     if not toolchain:
         raise MissingDependency(f"a toolchain pin in {path}", "Write e.g. `leanprover/lean4:v4.24.0` into it.")
