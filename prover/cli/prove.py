@@ -70,6 +70,8 @@ def _read_theorem(options: dict[str, Any]) -> Any:
             return theorem_from_file(Path(options["file"]), options["name"])
     except StatementError as error:
         raise UserFacingError(str(error)) from error
+    except ValueError as error:  # lean_env.dojo.DojoLocationError: a malformed or mismatching location
+        raise UserFacingError(str(error)) from error
     raise UserFacingError('nothing to prove: give --statement "theorem t ... := by" or --file F --name N')
 
 
