@@ -89,6 +89,8 @@ class HFStats:
     prompt_tokens: int = 0
     forward_calls: int = 0
     sequences: int = 0
+    compactions: int = 0
+    """Times finished prompts were dropped from a running chunk."""
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -473,9 +475,11 @@ class HFGenerator:
             keep = [index for index, row in enumerate(active) if not host[row].finished]
             if not keep:
                 break
-            if len(keep) < len(active) and not cache.static:
+            # Dropping finished rows copies the cache, so wait until a quarter of the rows are done.
+            if (len(active) - len(keep)) * 4 >= len(active) and not cache.static:
                 index = torch.tensor(keep, device=device)
                 cache.select_rows(index)
+                self.stats.compactions += 1
                 ancestry, lengths, tokens, beam_sums = (
                     t.index_select(0, index) for t in (ancestry, lengths, tokens, beam_sums)
                 )

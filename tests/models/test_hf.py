@@ -176,6 +176,26 @@ def test_eos_ends_samples_and_empty_tactics_are_dropped(loaded: tuple[Any, Any])
     assert len(candidates) == 3 and all(c.text and c.num_tokens == 2 for c in candidates)
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.0], ids=["sampling", "beam"])
+def test_finished_prompts_leave_the_batch_without_disturbing_the_rest(
+    loaded: tuple[Any, Any], temperature: float
+) -> None:
+    # EOS is likely at every step, so prompts finish at different steps and are dropped mid-chunk.
+    _, tokenizer = loaded
+    a, b = tokenizer.convert_tokens_to_ids(["a", "b"])
+    pinned = biased(loaded, {a: 1.0, b: 1.0, tokenizer.eos_token_id: 1.0})
+    generator = make(pinned, NO_STOPS, max_new_tokens=12, temperature=temperature, seed=5)
+    prompts = [NO_STOPS.render(req(state)) for state in STATES]
+    rows = generator.generate_raw(prompts, [2] * len(prompts))
+    assert generator.stats.chunks == 1 and generator.stats.compactions >= 1
+    lengths = {len(sample.token_ids) for row in rows for sample in row}
+    assert len(lengths) > 1
+    for prompt, row in zip(prompts, rows, strict=True):
+        for sample in row:
+            expected = teacher_forced(pinned[0], generator.prompt_ids(prompt), sample.token_ids)
+            assert sample.logprob == pytest.approx(expected, abs=1e-4)
+
+
 def test_duplicate_samples_are_merged(loaded: tuple[Any, Any]) -> None:
     _, tokenizer = loaded
     pinned = biased(loaded, {tokenizer.convert_tokens_to_ids("a"): 8.0, tokenizer.eos_token_id: 8.0})
