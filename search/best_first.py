@@ -16,23 +16,25 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from lean_env.errors import LeanEnvError
 from lean_env.protocol import LeanEnv, ProofSession
 from lean_env.types import (
     Progress,
     ProofClosed,
+    ProofState,
     TacticError,
     TacticErrorKind,
     TacticOutcome,
     Theorem,
 )
-
 from search.render import clean_tactic, normalize_tactic, render_proof
 from search.tree import Node, NodeStatus, SearchTree
 from search.types import (
     ExpansionEvent,
     GenerationRequest,
+    PriorityScheme,
     RejectedProof,
     SearchConfig,
     SearchObserver,
@@ -44,6 +46,9 @@ from search.types import (
 )
 
 logger = logging.getLogger(__name__)
+
+# `kind.value` goes through a slow enum descriptor, and most candidates are counted errors.
+_KIND_NAMES = {kind: kind.value for kind in TacticErrorKind}
 
 
 class _SearchEnded(Exception):
@@ -77,7 +82,11 @@ class BestFirstSearch:
         self._proof_tactics: tuple[str, ...] = ()
         self._started = False
         self._deadline = 0.0
-        self._timeout_scope: asyncio.Timeout = asyncio.timeout(None)
+        # Created when the search starts: on Python 3.11 a Timeout needs a running loop.
+        self._timeout_scope: asyncio.Timeout | None = None
+        self._runner: _CandidateRunner | None = None
+        """The candidates of the expansion in progress."""
+        self._helper_check: asyncio.Handle | None = None
 
     async def run(self) -> SearchResult:
         """Search until the root is proved (and verified), fails, or a budget runs out.
@@ -122,76 +131,125 @@ class BestFirstSearch:
         except _SearchEnded as ended:
             return ended.status, ended.reason
         finally:
+            if self._helper_check is not None:
+                self._helper_check.cancel()
             await asyncio.shield(session.close())
 
     async def _loop(self, session: ProofSession, started_at: float) -> tuple[SearchStatus, str | None]:
         assert self.tree is not None
         tree = self.tree
+        config = self.config
         loop = asyncio.get_running_loop()
-        self._deadline = started_at + self.config.wall_clock_s
-        while True:
-            if tree.root.status is NodeStatus.PROVED:
-                return SearchStatus.PROVED, None
-            if tree.root.status is NodeStatus.FAILED:
-                return SearchStatus.FAILED, self._failure_reason("every tactic from the root failed")
-            if self.stats.expansions >= self.config.max_expansions:
-                return SearchStatus.BUDGET_EXHAUSTED, self._failure_reason(
-                    f"expansion budget of {self.config.max_expansions} used up"
-                )
-            remaining = self._deadline - loop.time()
-            if remaining <= 0:
-                return SearchStatus.TIMED_OUT, self._timeout_reason()
-            node = tree.pop_best()
-            if node is None:
-                return SearchStatus.FAILED, self._failure_reason("no open state left to expand")
-            self._timeout_scope = asyncio.timeout_at(self._deadline)
-            try:
-                async with self._timeout_scope:
+        self._deadline = started_at + config.wall_clock_s
+        # One deadline scope for the whole loop (not one per expansion); `_verify` moves it while a
+        # proof is re-checked, since verification does not count against the wall clock.
+        scope = self._timeout_scope = asyncio.timeout_at(self._deadline)
+        try:
+            async with scope:
+                while True:
+                    if tree.root.status is NodeStatus.PROVED:
+                        return SearchStatus.PROVED, None
+                    if tree.root.status is NodeStatus.FAILED:
+                        return SearchStatus.FAILED, self._failure_reason("every tactic from the root failed")
+                    if self.stats.expansions >= config.max_expansions:
+                        return SearchStatus.BUDGET_EXHAUSTED, self._failure_reason(
+                            f"expansion budget of {config.max_expansions} used up"
+                        )
+                    if self._deadline <= loop.time():
+                        return SearchStatus.TIMED_OUT, self._timeout_reason()
+                    node = tree.pop_best()
+                    if node is None:
+                        return SearchStatus.FAILED, self._failure_reason("no open state left to expand")
                     await self._expand(session, node)
-            except TimeoutError:
-                if self._timeout_scope.expired():
-                    return SearchStatus.TIMED_OUT, self._timeout_reason()
-                raise
-            if self.config.debug_invariants:
-                tree.check_invariants()
+                    if config.debug_invariants:
+                        tree.check_invariants()
+        except TimeoutError:
+            if scope.expired():
+                return SearchStatus.TIMED_OUT, self._timeout_reason()
+            raise
 
     async def _expand(self, session: ProofSession, node: Node) -> None:
         assert self.tree is not None
+        tree = self.tree
+        stats = self.stats
+        config = self.config
         loop = asyncio.get_running_loop()
-        self.stats.expansions += 1
+        stats.expansions += 1
         candidates = await self._generate(node)
-        tasks: list[asyncio.Task[TacticOutcome]] = []
-        limit = asyncio.Semaphore(self.config.max_concurrent_tactics)
+        state = node.state
+        timeout = config.tactic_timeout_s
+        concurrent = config.max_concurrent_tactics > 1
+        by_mean = config.priority is PriorityScheme.LLEMMA
+        errors = stats.errors_by_kind
+        runner = self._runner = _CandidateRunner(
+            session, state, [candidate.text for candidate in candidates], timeout, config.max_concurrent_tactics
+        )
+        last = len(candidates) - 1
+        applied = 0
         env_started = loop.time()
         try:
-            for candidate in candidates:
-                tasks.append(asyncio.ensure_future(self._run_limited(limit, session, node, candidate.text)))
-            for candidate, task in zip(candidates, tasks, strict=True):
-                outcome = await task
-                self.stats.tactics_tried += 1
-                await self._apply(node, candidate, outcome)
-                if self.tree.root.status is NodeStatus.PROVED:
-                    break
+            for index, candidate in enumerate(candidates):
+                if index == runner.next:
+                    # Nobody has started this one: run it here, in the search's own task. Helpers for
+                    # the following candidates start only if Lean makes us wait (see _check_helpers),
+                    # so tactics that answer at once cost no task at all.
+                    runner.next = index + 1
+                    if concurrent and index < last and self._helper_check is None:
+                        self._helper_check = loop.call_soon(self._check_helpers)
+                    outcome = await session.run_tactic(state, candidate.text, timeout)
+                else:
+                    outcome = await runner.wait(index)
+                applied += 1
+                # PriorityScheme.score, inlined: this runs for every candidate of every expansion.
+                tokens = candidate.num_tokens
+                score = candidate.logprob / tokens if by_mean and tokens > 1 else candidate.logprob
+                if isinstance(outcome, TacticError):
+                    tree.add_error(node, candidate, score, outcome)
+                    kind = _KIND_NAMES[outcome.kind]
+                    errors[kind] = errors.get(kind, 0) + 1
+                elif isinstance(outcome, Progress):
+                    tree.add_progress(node, candidate, score, outcome.state)
+                    if tree.root.status is NodeStatus.PROVED:  # it reached a state proved before
+                        break
+                elif isinstance(outcome, ProofClosed):
+                    stats.tactics_tried += applied
+                    applied = 0
+                    await self._verify_closing(node, candidate, score)
+                    if tree.root.status is NodeStatus.PROVED:
+                        break
+                else:  # pragma: no cover - a backend returned something outside the protocol
+                    raise TypeError(f"run_tactic returned {type(outcome).__name__}, not a TacticOutcome")
         except LeanEnvError as error:
             raise _SearchEnded(SearchStatus.ENV_ERROR, f"Lean backend failed: {error}") from error
         finally:
-            for task in tasks:
-                task.cancel()
-            # Let cancelled tactics unwind before the next expansion reuses the session.
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
-            self.stats.env_seconds += loop.time() - env_started
-        self.tree.mark_explored(node)
+            self._runner = None
+            stats.tactics_tried += applied
+            stats.nodes = len(tree.nodes)
+            stats.edges = tree.num_edges
+            # Cancel what is still running and let it unwind before the next expansion reuses the session.
+            await runner.stop()
+            stats.env_seconds += loop.time() - env_started
+        tree.mark_explored(node)
         if self.observer is not None:
             self.observer.on_expansion(
                 ExpansionEvent(
                     theorem_name=self.theorem.name,
-                    expansion=self.stats.expansions,
-                    state=node.state,
+                    expansion=stats.expansions,
+                    state=state,
                     candidates=len(candidates),
-                    stats=self.stats,
+                    stats=stats,
                 )
             )
+
+    def _check_helpers(self) -> None:
+        """Runs as soon as the search's task is suspended: if candidates wait to start, start helpers.
+
+        At most one such check is pending per search, so a search whose tactics never make it wait
+        schedules one callback in all, not one per expansion.
+        """
+        self._helper_check = None
+        if self._runner is not None:
+            self._runner.start_helpers()
 
     async def _generate(self, node: Node) -> list[TacticCandidate]:
         loop = asyncio.get_running_loop()
@@ -216,38 +274,22 @@ class BestFirstSearch:
         seen: set[str] = set()
         unique: list[TacticCandidate] = []
         for candidate in candidates:
-            text = clean_tactic(candidate.text)
-            key = normalize_tactic(text)
+            text = candidate.text
+            if text.isprintable() and "  " not in text and text == text.strip():
+                # The common case: one line (line breaks are not printable), single spaces (no other
+                # whitespace is printable), nothing to trim. It is its own clean text and its own key.
+                key = text
+            else:
+                text = clean_tactic(text)
+                key = normalize_tactic(text)
+                if text != candidate.text:
+                    candidate = TacticCandidate(text=text, logprob=candidate.logprob, num_tokens=candidate.num_tokens)
             if not key or key in seen:
                 self.stats.duplicate_candidates += 1
                 continue
             seen.add(key)
-            if text != candidate.text:
-                candidate = TacticCandidate(text=text, logprob=candidate.logprob, num_tokens=candidate.num_tokens)
             unique.append(candidate)
         return unique
-
-    async def _run_limited(
-        self, limit: asyncio.Semaphore, session: ProofSession, node: Node, tactic: str
-    ) -> TacticOutcome:
-        async with limit:
-            return await session.run_tactic(node.state, tactic, self.config.tactic_timeout_s)
-
-    async def _apply(self, node: Node, candidate: TacticCandidate, outcome: TacticOutcome) -> None:
-        assert self.tree is not None
-        score = self.config.priority.score(candidate)
-        if isinstance(outcome, Progress):
-            known = len(self.tree.nodes)
-            self.tree.add_progress(node, candidate, score, outcome.state)
-            self.stats.nodes += len(self.tree.nodes) - known
-        elif isinstance(outcome, ProofClosed):
-            await self._verify_closing(node, candidate, score)
-        elif isinstance(outcome, TacticError):
-            self.tree.add_error(node, candidate, score, outcome)
-            self._count_error(outcome.kind)
-        else:  # pragma: no cover - a backend returned something outside the protocol
-            raise TypeError(f"run_tactic returned {type(outcome).__name__}, not a TacticOutcome")
-        self.stats.edges = self.tree.num_edges
 
     async def _verify_closing(self, node: Node, candidate: TacticCandidate, score: float) -> None:
         """A tactic closed every goal: re-check the whole proof before the tree may call it proved."""
@@ -267,15 +309,17 @@ class BestFirstSearch:
         proof = render_proof(tactics)
         started = loop.time()
         scope = self._timeout_scope
-        scope.reschedule(None)  # verification has its own timeout, outside the search's clock
+        if scope is not None:
+            scope.reschedule(None)  # verification has its own timeout, outside the search's clock
         try:
             verdict = await self.env.verify(self.theorem, proof, self.config.verify_timeout_s)
         finally:
             elapsed = loop.time() - started
             self.stats.verify_seconds += elapsed
             self._deadline += elapsed
-            with contextlib.suppress(RuntimeError):
-                scope.reschedule(self._deadline)
+            if scope is not None:
+                with contextlib.suppress(RuntimeError):
+                    scope.reschedule(self._deadline)
         if verdict.ok:
             self._proof = proof
             self._proof_tactics = tuple(tactics)
@@ -296,6 +340,79 @@ class BestFirstSearch:
 
     def _timeout_reason(self) -> str:
         return self._failure_reason(f"wall-clock budget of {self.config.wall_clock_s:g} s used up")
+
+
+_PENDING: Any = object()
+"""Marks an outcome a helper task has not delivered yet."""
+
+
+class _CandidateRunner:
+    """The tactics of one expansion: which have started, and the helper tasks that run them.
+
+    Candidates start in candidate order (`next` is the first one nobody has started). The search
+    runs the candidate it needs next itself; `start_helpers` adds tasks that take the following
+    candidates, so that with the search's own one at most `limit` tactics run at once. A helper's
+    outcome (or exception) is kept until the search asks for it with `wait`, in candidate order.
+    """
+
+    __slots__ = ("_helpers", "_limit", "_results", "_session", "_state", "_tactics", "_timeout", "_waiter", "next")
+
+    def __init__(
+        self, session: ProofSession, state: ProofState, tactics: list[str], timeout: float, limit: int
+    ) -> None:
+        self._session = session
+        self._state = state
+        self._tactics = tactics
+        self._timeout = timeout
+        self._limit = limit
+        self.next = 0
+        self._results: list[Any] = []
+        self._helpers: list[asyncio.Task[None]] = []
+        self._waiter: tuple[int, asyncio.Future[None]] | None = None
+
+    def start_helpers(self) -> None:
+        wanted = min(self._limit - 1 - len(self._helpers), len(self._tactics) - self.next)
+        if wanted <= 0:
+            return
+        if not self._results:
+            self._results = [_PENDING] * len(self._tactics)
+        for _ in range(wanted):
+            self._helpers.append(asyncio.ensure_future(self._help()))
+
+    async def _help(self) -> None:
+        while self.next < len(self._tactics):
+            index = self.next
+            self.next += 1
+            result: Any
+            try:
+                result = await self._session.run_tactic(self._state, self._tactics[index], self._timeout)
+            except Exception as error:  # re-raised in order, when the search asks for this outcome
+                result = error
+            self._results[index] = result
+            if self._waiter is not None and self._waiter[0] == index and not self._waiter[1].done():
+                self._waiter[1].set_result(None)
+
+    async def wait(self, index: int) -> TacticOutcome:
+        """The outcome of candidate `index`, which a helper started; re-raises its exception."""
+        if self._results[index] is _PENDING:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = (index, waiter)
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        result = self._results[index]
+        if isinstance(result, BaseException):
+            raise result
+        return result  # type: ignore[no-any-return]
+
+    async def stop(self) -> None:
+        """Cancel the helpers and wait until they have unwound; no helper starts after this."""
+        self._limit = 0
+        if self._helpers:
+            for helper in self._helpers:
+                helper.cancel()
+            await asyncio.gather(*self._helpers, return_exceptions=True)
 
 
 async def best_first_search(

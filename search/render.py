@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import textwrap
 from collections.abc import Sequence
 
-_WHITESPACE = re.compile(r"\s+")
 _INDENT = "  "
 
 
 def normalize_tactic(text: str) -> str:
     """The de-duplication key of a tactic: whitespace runs collapsed, ends stripped."""
-    return _WHITESPACE.sub(" ", text).strip()
+    # Same result as substituting r"\s+" with one space and stripping (both use str.isspace), but
+    # several times faster; it runs on every candidate of every expansion.
+    return " ".join(text.split())
 
 
 def clean_tactic(text: str) -> str:
@@ -20,6 +20,9 @@ def clean_tactic(text: str) -> str:
 
     Inner line structure is kept, since indentation is significant in Lean tactic blocks.
     """
+    if text.isprintable() and text == text.strip():
+        # The common case, one line with nothing to trim (every line break is non-printable).
+        return text
     lines = [line.rstrip() for line in text.strip("\n").splitlines()]
     while lines and not lines[0].strip():
         lines.pop(0)

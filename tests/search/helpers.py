@@ -76,7 +76,11 @@ async def run_search(
     latency: Callable[[str, str], float] | None = None,
 ) -> Run:
     env = env if env is not None else ScriptedEnv(script, initial, latency=latency)
-    generator = generator if generator is not None else ScriptedGenerator(table if table is not None else uniform_candidates(script))
+    generator = (
+        generator
+        if generator is not None
+        else ScriptedGenerator(table if table is not None else uniform_candidates(script))
+    )
     recorder = Recorder()
     search = BestFirstSearch(theorem or make_theorem(), env, generator, cfg or config(), observer=recorder)
     recorder.search = search

@@ -47,7 +47,9 @@ class RandomGraph:
 
 
 def _effect(draw: st.DrawFn, num_states: int, slow: bool) -> Effect:
-    choice = draw(st.sampled_from(["progress"] * 5 + ["close", "error", "error", "unsound"] + (["hang"] if slow else [])))
+    choice = draw(
+        st.sampled_from(["progress"] * 5 + ["close", "error", "error", "unsound"] + (["hang"] if slow else []))
+    )
     effect: Effect
     if choice == "progress":
         effect = f"s{draw(st.integers(0, num_states - 1))}"

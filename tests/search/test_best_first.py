@@ -19,6 +19,7 @@ from tests.stand_ins.scripted import (
     Crash,
     Effect,
     Hang,
+    Script,
     ScriptedEnv,
     ScriptedGenerator,
     Slow,
@@ -69,7 +70,7 @@ class ChainTable(Mapping[str, list[tuple[str, float, int]]]):
 
 
 async def test_finds_verifies_and_renders_a_two_step_proof() -> None:
-    script = {"root": {"intro x": "A", "bad": err()}, "A": {"simp [x]": CLOSED}}
+    script: Script = {"root": {"intro x": "A", "bad": err()}, "A": {"simp [x]": CLOSED}}
     run = await run_search(script)
     result = run.result
     assert result.status is SearchStatus.PROVED and result.verified
@@ -92,7 +93,12 @@ async def test_multiline_tactics_are_rendered_so_that_verification_replays_them(
     calc = "calc a = b := by rw [h]\n  _ = c := by ring"
     focus = "· simp\n  · exact h₁\n  · exact h₂"
     induction = "induction n with\n  | zero => simp\n  | succ k ih =>\n    omega"
-    script = {"root": {"constructor": "two"}, "two": {focus: "one"}, "one": {induction: "last"}, "last": {calc: CLOSED}}
+    script: Script = {
+        "root": {"constructor": "two"},
+        "two": {focus: "one"},
+        "one": {induction: "last"},
+        "last": {calc: CLOSED},
+    }
     run = await run_search(script)
     assert run.result.status is SearchStatus.PROVED, run.result.failure_reason
     assert run.result.tactics == ("constructor", focus, induction, calc)
@@ -110,7 +116,7 @@ async def test_the_proof_is_checked_as_the_whole_file_of_the_theorem() -> None:
             seen.append((theorem.name, proof))
             return await super().verify(theorem, proof, timeout)
 
-    script = {"root": {"simp": CLOSED}}
+    script: Script = {"root": {"simp": CLOSED}}
     theorem = Theorem("amc12_2000_p1", "import Mathlib\n\n", "theorem amc12_2000_p1 (x : ℕ) : x = x := by")
     run = await run_search(script, env=Recording(script), theorem=theorem)
     assert run.result.status is SearchStatus.PROVED
@@ -121,7 +127,7 @@ async def test_the_proof_is_checked_as_the_whole_file_of_the_theorem() -> None:
 
 
 async def test_transposition_shares_one_node() -> None:
-    script = {"root": {"intro x": "X", "intros": "X", "rfl": err()}, "X": {"loop": "root"}}
+    script: Script = {"root": {"intro x": "X", "intros": "X", "rfl": err()}, "X": {"loop": "root"}}
     run = await run_search(script)
     tree = run.search.tree
     assert tree is not None
@@ -134,7 +140,7 @@ async def test_transposition_shares_one_node() -> None:
 
 
 async def test_a_better_path_reprioritises_an_unexplored_node() -> None:
-    script = {"root": {"t1": "A", "t2": "B", "t3": "C"}, "B": {"t4": "A"}, "A": {}, "C": {}}
+    script: Script = {"root": {"t1": "A", "t2": "B", "t3": "C"}, "B": {"t4": "A"}, "A": {}, "C": {}}
     table = {
         "root": [("t1", -3.0, 1), ("t2", -1.0, 1), ("t3", -2.0, 1)],
         "B": [("t4", -0.5, 1)],
@@ -158,7 +164,7 @@ async def test_priority_scheme_changes_exploration_order(
     scheme: PriorityScheme, expected_order: list[str], expected_proof: tuple[str, ...]
 ) -> None:
     # long_tactic: 8 tokens at -0.5 each (mean -0.5, sum -4); y: 1 token at -2 (mean -2, sum -2).
-    script = {"root": {"long_tactic": "X", "y": "Y"}, "X": {"finish_x": CLOSED}, "Y": {"finish_y": CLOSED}}
+    script: Script = {"root": {"long_tactic": "X", "y": "Y"}, "X": {"finish_x": CLOSED}, "Y": {"finish_y": CLOSED}}
     table = {
         "root": [("long_tactic", -4.0, 8), ("y", -2.0, 1)],
         "X": [("finish_x", -1.0, 1)],
@@ -196,7 +202,7 @@ async def test_failed_tactics_become_error_edges_counted_by_kind() -> None:
 
 
 async def test_failure_propagates_upward_and_ends_the_search_before_the_budget() -> None:
-    script = {
+    script: Script = {
         "root": {"a": "A", "b": "B", "c": err()},
         "A": {"a1": "A1", "a2": err()},
         "A1": {"x": err(), "same": "A1"},
@@ -223,7 +229,7 @@ async def test_no_candidates_at_the_root_fails_at_once() -> None:
 
 
 async def test_a_cycle_with_nothing_left_to_expand_fails() -> None:
-    script = {"root": {"a": "A", "c": "C"}, "A": {"b": "root", "x": err()}, "C": {"y": err()}}
+    script: Script = {"root": {"a": "A", "c": "C"}, "A": {"b": "root", "x": err()}, "C": {"y": err()}}
     run = await run_search(script, cfg=config(max_expansions=100))
     assert run.result.status is SearchStatus.FAILED and run.result.stats.expansions == 3
     assert run.result.failure_reason == "no open state left to expand"
@@ -248,7 +254,7 @@ async def test_wall_clock_runs_out_with_slow_tactics() -> None:
 
 
 async def test_wall_clock_interrupts_a_tactic_longer_than_the_budget() -> None:
-    script = {"root": {"slow": Slow(3.0, CLOSED)}}
+    script: Script = {"root": {"slow": Slow(3.0, CLOSED)}}
     run = await run_search(script, cfg=config(wall_clock_s=0.1, tactic_timeout_s=5.0))
     assert run.result.status is SearchStatus.TIMED_OUT
     assert run.result.stats.wall_seconds < 1.0
@@ -256,7 +262,7 @@ async def test_wall_clock_interrupts_a_tactic_longer_than_the_budget() -> None:
 
 
 async def test_tactic_timeout_is_separate_from_the_wall_clock() -> None:
-    script = {"root": {"aesop": Hang(), "simp": "A"}, "A": {"omega": Hang(), "ring": CLOSED}}
+    script: Script = {"root": {"aesop": Hang(), "simp": "A"}, "A": {"omega": Hang(), "ring": CLOSED}}
     table = {"root": [("aesop", -0.1, 1), ("simp", -1.0, 1)], "A": [("omega", -0.1, 1), ("ring", -1.0, 1)]}
     cfg = config(wall_clock_s=5.0, tactic_timeout_s=0.05, max_concurrent_tactics=1)
     run = await run_search(script, table=table, cfg=cfg)
@@ -272,7 +278,7 @@ async def test_verification_time_does_not_count_against_the_wall_clock() -> None
             await asyncio.sleep(0.3)
             return await super().verify(theorem, proof, timeout)
 
-    script = {"root": {"fake": Unsound(), "a": "A"}, "A": {"b": CLOSED}}
+    script: Script = {"root": {"fake": Unsound(), "a": "A"}, "A": {"b": CLOSED}}
     table = {"root": [("fake", -0.1, 1), ("a", -1.0, 1)], "A": [("b", -1.0, 1)]}
     run = await run_search(script, table=table, env=SlowVerify(script), cfg=config(wall_clock_s=0.2))
     assert run.result.status is SearchStatus.PROVED, run.result.failure_reason
@@ -284,7 +290,7 @@ async def test_verification_time_does_not_count_against_the_wall_clock() -> None
 
 
 async def test_backend_crash_is_env_error_with_stderr() -> None:
-    script = {"root": {"a": "A", "boom": Crash("REPL died")}, "A": {"b": CLOSED}}
+    script: Script = {"root": {"a": "A", "boom": Crash("REPL died")}, "A": {"b": CLOSED}}
     table = {"root": [("boom", -0.5, 1), ("a", -1.0, 1)], "A": [("b", -1.0, 1)]}
     run = await run_search(script, table=table)
     result = run.result
@@ -295,7 +301,7 @@ async def test_backend_crash_is_env_error_with_stderr() -> None:
 
 
 async def test_generator_failure_is_env_error() -> None:
-    script = {"root": {"a": CLOSED}}
+    script: Script = {"root": {"a": CLOSED}}
     generator = ScriptedGenerator(uniform_candidates(script), fail_with=RuntimeError("CUDA out of memory"))
     run = await run_search(script, generator=generator)
     assert run.result.status is SearchStatus.ENV_ERROR
@@ -304,7 +310,7 @@ async def test_generator_failure_is_env_error() -> None:
 
 
 async def test_a_generator_timing_out_on_its_own_is_env_error_not_a_crash_of_the_search() -> None:
-    script = {"root": {"a": CLOSED}}
+    script: Script = {"root": {"a": CLOSED}}
     generator = ScriptedGenerator(uniform_candidates(script), fail_with=TimeoutError("model server timed out"))
     run = await run_search(script, generator=generator)
     assert run.result.status is SearchStatus.ENV_ERROR
@@ -312,7 +318,7 @@ async def test_a_generator_timing_out_on_its_own_is_env_error_not_a_crash_of_the
 
 
 async def test_start_failure_is_env_error() -> None:
-    script = {"root": {"a": CLOSED}}
+    script: Script = {"root": {"a": CLOSED}}
     env = ScriptedEnv(script, start_error="unknown identifier 'Real.sqrt'")
     run = await run_search(script, env=env)
     assert run.result.status is SearchStatus.ENV_ERROR
@@ -326,7 +332,7 @@ async def test_verifier_failure_is_env_error() -> None:
         async def verify(self, theorem: Theorem, proof: str, timeout: float) -> VerifyResult:
             raise BackendCrashed("verifier died", stderr="out of memory")
 
-    script = {"root": {"a": CLOSED}}
+    script: Script = {"root": {"a": CLOSED}}
     run = await run_search(script, env=BrokenVerify(script))
     assert run.result.status is SearchStatus.ENV_ERROR and not run.result.verified
     assert "verifier died" in (run.result.failure_reason or "")
@@ -336,7 +342,10 @@ async def test_verifier_failure_is_env_error() -> None:
 
 
 async def test_unsound_close_is_rejected_and_the_search_finds_the_real_proof() -> None:
-    script = {"root": {"exact?": Unsound(), "intro": "A"}, "A": {"apply?": Unsound("uses sorryAx"), "simp": CLOSED}}
+    script: Script = {
+        "root": {"exact?": Unsound(), "intro": "A"},
+        "A": {"apply?": Unsound("uses sorryAx"), "simp": CLOSED},
+    }
     table = {
         "root": [("exact?", -0.1, 1), ("intro", -1.0, 1)],
         "A": [("apply?", -0.1, 1), ("simp", -1.0, 1)],
@@ -364,7 +373,7 @@ async def test_only_unsound_proofs_mean_not_proved() -> None:
 
 
 async def test_whitespace_variants_are_run_once() -> None:
-    script = {"root": {"simp  [h]": err(), "ring": err()}}
+    script: Script = {"root": {"simp  [h]": err(), "ring": err()}}
     table = {"root": [("simp  [h]", -0.1, 1), ("simp [h]", -0.2, 1), ("\n simp [h]  \n", -0.3, 1), ("ring", -0.4, 1)]}
     table["root"].append(("  \n", -0.5, 1))
     run = await run_search(script, table=table)
@@ -388,7 +397,9 @@ async def test_concurrency_limit_is_respected() -> None:
 
 async def test_results_are_applied_in_candidate_order() -> None:
     # The first candidate finishes last; its proof must still win, and ids follow candidate order.
-    script = {"root": {"slow_a": Slow(0.08, "A"), "fast_b": "B", "slow_close": Slow(0.05, CLOSED), "fast_close": CLOSED}}
+    script: Script = {
+        "root": {"slow_a": Slow(0.08, "A"), "fast_b": "B", "slow_close": Slow(0.05, CLOSED), "fast_close": CLOSED}
+    }
     table = {"root": [("slow_a", -0.1, 1), ("fast_b", -0.2, 1), ("slow_close", -0.3, 1), ("fast_close", -0.4, 1)]}
     runs = [await run_search(script, table=table, cfg=config(max_concurrent_tactics=4)) for _ in range(2)]
     for run in runs:
@@ -404,7 +415,7 @@ async def test_results_are_applied_in_candidate_order() -> None:
 
 
 async def test_the_search_stops_applying_candidates_after_the_proof() -> None:
-    script = {"root": {"a": "A", "close": CLOSED, "b": "B", "c": err()}}
+    script: Script = {"root": {"a": "A", "close": CLOSED, "b": "B", "c": err()}}
     table = {"root": [("a", -0.1, 1), ("close", -0.2, 1), ("b", -0.3, 1), ("c", -0.4, 1)]}
     run = await run_search(script, table=table, cfg=config(max_concurrent_tactics=1))
     assert run.result.status is SearchStatus.PROVED
@@ -417,7 +428,7 @@ async def test_the_search_stops_applying_candidates_after_the_proof() -> None:
 
 
 async def test_cancelling_a_search_closes_its_session_and_propagates() -> None:
-    script = {"root": {"a": Slow(5.0, CLOSED), "b": Hang()}}
+    script: Script = {"root": {"a": Slow(5.0, CLOSED), "b": Hang()}}
     env = ScriptedEnv(script)
     search = BestFirstSearch(make_theorem(), env, ScriptedGenerator(uniform_candidates(script)), config())
     task = asyncio.create_task(search.run())
@@ -471,7 +482,7 @@ async def test_two_hundred_searches_share_one_loop_and_one_env() -> None:
 
 
 async def test_observer_gets_one_event_per_expansion() -> None:
-    script = {"root": {"a": "A", "b": "B"}, "A": {"x": err()}, "B": {"y": "C"}, "C": {"z": CLOSED}}
+    script: Script = {"root": {"a": "A", "b": "B"}, "A": {"x": err()}, "B": {"y": "C"}, "C": {"z": CLOSED}}
     table = {"root": [("a", -0.1, 1), ("b", -0.2, 1)], "A": [("x", -1.0, 1)], "B": [("y", -1.0, 1)]}
     table["C"] = [("z", -1.0, 1)]
     run = await run_search(script, table=table)
@@ -486,8 +497,82 @@ async def test_observer_gets_one_event_per_expansion() -> None:
 
 
 async def test_a_search_object_runs_once() -> None:
-    script = {"root": {"a": CLOSED}}
-    search = BestFirstSearch(make_theorem(), ScriptedEnv(script), ScriptedGenerator(uniform_candidates(script)), config())
+    script: Script = {"root": {"a": CLOSED}}
+    search = BestFirstSearch(
+        make_theorem(), ScriptedEnv(script), ScriptedGenerator(uniform_candidates(script)), config()
+    )
     await search.run()
     with pytest.raises(RuntimeError, match="runs once"):
         await search.run()
+
+
+# -- the candidate runner: inline first candidate, helper tasks once Lean makes the search wait ----
+
+
+async def test_a_crash_in_a_candidate_run_by_a_helper_is_env_error() -> None:
+    script: Script = {"root": {"slow": Slow(0.03, err()), "boom": Crash("worker 3 died"), "later": err()}}
+    table = {"root": [("slow", -0.1, 1), ("boom", -0.2, 1), ("later", -0.3, 1)]}
+    run = await run_search(script, table=table, cfg=config(max_concurrent_tactics=3))
+    assert run.result.status is SearchStatus.ENV_ERROR
+    assert "worker 3 died" in (run.result.failure_reason or "")
+    assert run.result.stats.tactics_tried == 1  # the outcome before the crash was applied, in order
+    assert run.env.counters.in_flight == 0 and run.env.counters.closes == 1
+
+
+async def test_a_crash_after_the_tactic_started_waiting_is_env_error() -> None:
+    script: Script = {"root": {"slow_crash": Slow(0.02, Crash("died mid-tactic")), "other": err()}}
+    run = await run_search(script, cfg=config(max_concurrent_tactics=2))
+    assert run.result.status is SearchStatus.ENV_ERROR
+    assert "died mid-tactic" in (run.result.failure_reason or "")
+
+
+@pytest.mark.parametrize("limit", [1, 2, 8])
+async def test_a_crash_after_the_proof_in_candidate_order_is_never_seen(limit: int) -> None:
+    script: Script = {"root": {"slow_close": Slow(0.03, CLOSED), "boom": Crash()}}
+    table = {"root": [("slow_close", -0.1, 1), ("boom", -0.2, 1)]}
+    run = await run_search(script, table=table, cfg=config(max_concurrent_tactics=limit))
+    assert run.result.status is SearchStatus.PROVED and run.result.tactics == ("slow_close",)
+    assert run.env.counters.in_flight == 0
+
+
+async def test_cancelling_while_waiting_for_a_helper_cancels_the_helpers() -> None:
+    script: Script = {"root": {"quick": Slow(0.01, err()), "long": Slow(5.0, CLOSED), "hang": Hang()}}
+    table = {"root": [("quick", -0.1, 1), ("long", -0.2, 1), ("hang", -0.3, 1)]}
+    env = ScriptedEnv(script)
+    search = BestFirstSearch(make_theorem(), env, ScriptedGenerator(table), config(max_concurrent_tactics=3))
+    task = asyncio.create_task(search.run())
+    await asyncio.sleep(0.1)  # `quick` is applied; the search now waits for `long`, run by a helper
+    assert env.counters.in_flight == 2
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, GUARD_S)
+    assert env.counters.in_flight == 0 and env.counters.closes == 1
+
+
+async def test_the_wall_clock_stops_helpers_too() -> None:
+    script: Script = {"root": {"quick": Slow(0.01, err()), "long": Slow(5.0, CLOSED), "hang": Hang()}}
+    cfg = config(max_concurrent_tactics=3, wall_clock_s=0.15, tactic_timeout_s=5.0)
+    run = await run_search(script, cfg=cfg)
+    assert run.result.status is SearchStatus.TIMED_OUT
+    assert run.result.stats.wall_seconds < 1.0
+    assert run.env.counters.in_flight == 0
+
+
+async def test_helpers_keep_at_most_the_limit_in_flight_across_expansions() -> None:
+    script: dict[str, dict[str, Effect]] = {
+        "root": {f"r{i}": Slow(0.005 * (i % 3 + 1), f"s{i}" if i < 3 else err()) for i in range(9)},
+        **{f"s{j}": {f"t{i}": Slow(0.005 * (i % 2 + 1), err()) for i in range(7)} for j in range(3)},
+    }
+    for limit in (2, 4):
+        run = await run_search(script, cfg=config(max_concurrent_tactics=limit))
+        assert run.result.status is SearchStatus.FAILED
+        assert run.env.counters.max_in_flight == limit
+        assert run.result.stats.tactics_tried == 9 + 3 * 7
+
+
+def test_a_search_can_be_built_outside_the_event_loop() -> None:
+    script: Script = {"root": {"a": CLOSED}}
+    generator = ScriptedGenerator(uniform_candidates(script))
+    search = BestFirstSearch(make_theorem(), ScriptedEnv(script), generator, config())
+    result = asyncio.run(search.run())
+    assert result.status is SearchStatus.PROVED

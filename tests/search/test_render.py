@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import textwrap
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -89,3 +92,31 @@ def test_rendering_round_trips_for_any_indented_block(tactics: list[str]) -> Non
     # Every line of the block is indented at least one level, so it stays inside the `by`.
     assert all(line.startswith("  ") for line in proof.splitlines()[1:] if line)
     assert split_rendered_proof(proof) == [clean_tactic(t) for t in tactics]
+
+
+def _regex_normalize(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _plain_clean(text: str) -> str:
+    """The straightforward clean-up that `clean_tactic`'s fast path must agree with."""
+    lines = [line.rstrip() for line in text.strip("\n").splitlines()]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return textwrap.dedent("\n".join(lines))
+
+
+_tricky = st.text(
+    alphabet=st.sampled_from([" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u3000", "\xa0"])
+    | st.sampled_from(["a", "b", "·", "ℝ", "_", "[", "]"]),
+    max_size=24,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(_tricky)
+def test_fast_text_paths_agree_with_the_plain_definitions(text: str) -> None:
+    assert normalize_tactic(text) == _regex_normalize(text)
+    assert clean_tactic(text) == _plain_clean(text)

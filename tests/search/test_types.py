@@ -119,7 +119,7 @@ def test_proof_state_equality_is_the_text_only() -> None:
 
 
 _statement_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r"), min_size=1, max_size=40
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\r"), min_size=1, max_size=40
 ).filter(lambda s: s.strip() and not s.rstrip().endswith((":=", "by")))
 
 
