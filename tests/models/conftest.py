@@ -6,6 +6,7 @@ merging tests still run on an installation without the `hf` extra.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,23 @@ def _need_hf() -> None:
     pytest.importorskip("torch", reason="needs torch (the `hf` extra)")
     pytest.importorskip("transformers", reason="needs transformers (the `hf` extra)")
     pytest.importorskip("tokenizers", reason="needs tokenizers (the `hf` extra)")
+
+
+@pytest.fixture(scope="package", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from intra-op threads, and on a loaded CI runner OpenMP's spinning
+    threads make them several times slower; restored after this package's tests."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")
