@@ -414,6 +414,8 @@ async def run_distributed(
         observer.on_start(len(todo), len(skipped))
     loop = asyncio.get_running_loop()
     started = loop.time()
+    if not todo:  # everything already recorded: no cluster needed
+        return EvalOutcome(records=(), skipped=skipped, wall_seconds=0.0)
     started_ray = False
     if not ray.is_initialized():
         await asyncio.to_thread(ray.init, address=options.address, **dict(options.init_kwargs))

@@ -88,6 +88,11 @@ def eval_group() -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N selected theorems.")
 @click.option("--env", type=click.Choice(["repl", "dojo"]), default=None, help="Lean backend (default repl).")
 @click.option("--project-dir", type=click.Path(path_type=Path), help="Lake project to check in (default miniF2F/).")
+@click.option(
+    "--dojo-repo",
+    help="--env dojo: the traced repository (default: the checkout, or the repository named in the JSONL's source).",
+)
+@click.option("--dojo-commit", help="--env dojo: its commit (default: the checkout's HEAD, or the JSONL's source).")
 @click.option("--repl-command", help="Command that starts one REPL process (overrides the built REPL).")
 @click.option("--workers", type=click.IntRange(min=1), help="Lean REPL processes (default cores - 1).")
 @click.option("--backend", type=click.Choice(["hf", "vllm", "openai"]), default=None, help="Model backend.")
@@ -137,7 +142,7 @@ def minif2f(**options: Any) -> None:
     from prover.config import load_settings
     from prover.evaluation.manifest import ResumeMismatch
     from prover.evaluation.session import RunDirectoryError, prepare_run
-    from prover.minif2f.dataset import DatasetError, load_dataset
+    from prover.minif2f.dataset import DatasetError, load_dataset, with_dojo_locations
 
     if (options["force"] or options["retry_errors"]) and not options["resume"]:
         raise UserFacingError("--force and --retry-errors only apply with --resume")
@@ -158,6 +163,8 @@ def minif2f(**options: Any) -> None:
             categories=options["categories"] or None,
             limit=options["limit"],
         )
+        if settings.lean.backend == "dojo":
+            dataset = with_dojo_locations(dataset, options["dojo_repo"], options["dojo_commit"])
     except DatasetError as error:
         raise UserFacingError(str(error)) from error
     if not len(dataset):

@@ -8,6 +8,16 @@ from prover.minif2f.dataset import (
     Problem,
     category_of,
     load_dataset,
+    with_dojo_locations,
 )
 
-__all__ = ["SPLITS", "Category", "Dataset", "DatasetError", "Problem", "category_of", "load_dataset"]
+__all__ = [
+    "SPLITS",
+    "Category",
+    "Dataset",
+    "DatasetError",
+    "Problem",
+    "category_of",
+    "load_dataset",
+    "with_dojo_locations",
+]

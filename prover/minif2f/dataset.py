@@ -16,6 +16,7 @@ import fnmatch
 import hashlib
 import json
 import re
+import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -24,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lean_env.types import Theorem
+from lean_env.types import DojoLocation, Theorem
 
 SPLITS: tuple[str, ...] = ("valid", "test")
 """The miniF2F splits, in the order problems are listed."""
@@ -96,13 +97,16 @@ def category_of(name: str) -> Category:
 class Problem:
     """One benchmark problem: the theorem to prove plus where it comes from.
 
-    `source` says where the statement was read (`<file>` or `<file>:<line>`).
+    `source` says where the statement was read (`<file>` or `<file>:<line>`); `upstream` where it comes
+    from originally, as `owner/repo@commit:path` (a JSONL record's `source` field), or the path of the
+    theorem's file relative to the checkout.
     """
 
     theorem: Theorem
     split: str
     category: Category
     source: str = ""
+    upstream: str = ""
 
     @property
     def name(self) -> str:
@@ -231,6 +235,7 @@ class _JsonlRecord(BaseModel):
     split: Literal["valid", "test"]
     header: str
     formal_statement: str
+    source: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -288,7 +293,7 @@ def _load_jsonl(path: Path) -> Dataset:
             raise DatasetError(f"{where}: field 'name': {record.name!r} already appears on line {seen[record.name]}")
         seen[record.name] = number
         theorem = Theorem(name=record.name, header=record.header, formal_statement=record.formal_statement)
-        problems.append(Problem(theorem, record.split, category_of(record.name), where))
+        problems.append(Problem(theorem, record.split, category_of(record.name), where, record.source or ""))
     if not problems:
         raise DatasetError(f"{path}: no records")
     problems.sort(key=lambda problem: SPLITS.index(problem.split))  # stable: file order within a split
@@ -315,7 +320,7 @@ def _load_checkout(root: Path) -> Dataset:
         for file in sorted(directory.glob("*.lean")):
             raw = file.read_bytes()
             digest.update(file.relative_to(root).as_posix().encode("utf-8") + b"\0" + raw + b"\0")
-            problems.append(_parse_theorem_file(file, raw, split))
+            problems.append(_parse_theorem_file(file, raw, split, file.relative_to(root).as_posix()))
     if not found_any_dir:
         raise DatasetError(
             f"{root}: not a miniF2F-lean4 checkout (expected MiniF2F/Valid/*.lean and MiniF2F/Test/*.lean); "
@@ -331,7 +336,7 @@ def _load_checkout(root: Path) -> Dataset:
     return Dataset(tuple(problems), str(root), "checkout", digest.hexdigest())
 
 
-def _parse_theorem_file(file: Path, raw: bytes, split: str) -> Problem:
+def _parse_theorem_file(file: Path, raw: bytes, split: str, relative: str) -> Problem:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -345,4 +350,58 @@ def _parse_theorem_file(file: Path, raw: bytes, split: str) -> Problem:
     if name != file.stem:
         raise DatasetError(f"{file}: the theorem is named {name!r} but the file is {file.name}")
     theorem = Theorem(name=name, header=match.group("header"), formal_statement=match.group("statement"))
-    return Problem(theorem, split, category_of(name), str(file))
+    return Problem(theorem, split, category_of(name), str(file), relative)
+
+
+_UPSTREAM = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)@(?P<commit>[0-9a-fA-F]{6,40}):(?P<path>.+)$")
+
+
+def with_dojo_locations(dataset: Dataset, repo_url: str | None = None, commit: str | None = None) -> Dataset:
+    """The dataset with a LeanDojo location on every theorem, for the `dojo` backend.
+
+    The file of each theorem comes from its `upstream` (the checkout-relative path, or the path in a
+    JSONL record's `owner/repo@commit:path`). `repo_url` and `commit` default to the checkout itself
+    (its directory and git HEAD) or to the record's GitHub repository and commit. Raises `DatasetError`
+    naming the problem when a location cannot be worked out.
+    """
+    located: list[Problem] = []
+    checkout_commit: str | None = None
+    if dataset.kind == "checkout" and commit is None:
+        checkout_commit = _git_head(Path(dataset.source))
+    for problem in dataset.problems:
+        match = _UPSTREAM.match(problem.upstream)
+        if dataset.kind == "checkout":
+            path, repo, rev = problem.upstream, repo_url or dataset.source, commit or checkout_commit
+        elif match is not None:
+            path = match.group("path")
+            repo = repo_url or f"https://github.com/{match.group('repo')}"
+            rev = commit or match.group("commit")
+        else:
+            raise DatasetError(
+                f"{problem.source}: no `source` of the form owner/repo@commit:path to locate {problem.name} "
+                "for LeanDojo; pass --dojo-repo and --dojo-commit with a checkout"
+            )
+        if not rev:
+            raise DatasetError(f"{dataset.source}: not a git checkout; pass --dojo-commit for LeanDojo")
+        location = DojoLocation(repo_url=repo, commit=rev, file_path=path, full_name=problem.name)
+        located.append(replace(problem, theorem=replace(problem.theorem, location=location)))
+    return replace(dataset, problems=tuple(located))
+
+
+def _git_head(directory: Path) -> str | None:
+    """HEAD of the git repository whose top level is `directory` (not of a repository it sits inside)."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "HEAD"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = done.stdout.split()
+    if len(lines) != 2 or Path(lines[0]).resolve() != directory.resolve():
+        return None
+    return lines[1]

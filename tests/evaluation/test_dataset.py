@@ -167,3 +167,38 @@ def test_real_minif2f_jsonl_and_an_equivalent_checkout_agree(tmp_path: Path) -> 
     assert all(
         from_checkout[p.name].theorem == p.theorem and from_checkout[p.name].split == p.split for p in dataset.problems
     )
+
+
+def test_dojo_locations_from_jsonl_sources_and_from_a_checkout(tmp_path: Path) -> None:
+    from prover.minif2f.dataset import with_dojo_locations
+
+    path = tmp_path / "d.jsonl"
+    record = {
+        "name": "mathd_algebra_10",
+        "split": "test",
+        "header": HEADER,
+        "formal_statement": statement("mathd_algebra_10"),
+        "source": "yangky11/miniF2F-lean4@5746b7d:MiniF2F/Test/mathd_algebra_10.lean",
+    }
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    location = with_dojo_locations(load_dataset(path)).problems[0].theorem.location
+    assert location is not None
+    assert (location.repo_url, location.commit, location.file_path, location.full_name) == (
+        "https://github.com/yangky11/miniF2F-lean4",
+        "5746b7d",
+        "MiniF2F/Test/mathd_algebra_10.lean",
+        "mathd_algebra_10",
+    )
+    pinned = with_dojo_locations(load_dataset(path), commit="5746b7d6c47855ce1294bed87329618ff7f1bc31")
+    assert pinned.problems[0].theorem.location.commit.startswith("5746b7d6c4")  # type: ignore[union-attr]
+    with pytest.raises(DatasetError, match="owner/repo@commit:path"):
+        with_dojo_locations(load_dataset(write_jsonl(tmp_path / "plain.jsonl", NAMES[:1])))
+
+    root = write_checkout(
+        tmp_path / "checkout", {"MiniF2F/Test/imo_1959_p1.lean": HEADER + statement("imo_1959_p1") + " sorry"}
+    )
+    with pytest.raises(DatasetError, match="not a git checkout"):
+        with_dojo_locations(load_dataset(root))
+    located = with_dojo_locations(load_dataset(root), commit="abc1234").problems[0].theorem.location
+    assert located is not None
+    assert (located.repo_url, located.file_path) == (str(root), "MiniF2F/Test/imo_1959_p1.lean")

@@ -129,3 +129,17 @@ async def test_a_lost_worker_s_theorems_are_retried_elsewhere(local_ray: None, t
     assert records[dies_always].status == "env_error"
     assert "Ray worker lost 2 times" in (records[dies_always].failure_reason or "")
     assert {name for name, record in records.items() if record.proved} == set(PROVABLE)
+
+
+async def test_nothing_left_to_do_needs_no_cluster(tmp_path: Path) -> None:
+    from prover.distributed import run_distributed
+
+    outcome = await run_distributed(
+        problems(NAMES[:3]),
+        env_factory=functools.partial(ray_support.make_env, NAMES, PROVABLE, str(tmp_path)),
+        generator_factory=functools.partial(ray_support.make_generator, NAMES, PROVABLE),
+        search=CONFIG,
+        options=options(address="ray://nowhere:1"),
+        skip=set(NAMES[:3]),
+    )
+    assert outcome.records == () and set(outcome.skipped) == set(NAMES[:3])
