@@ -135,7 +135,9 @@ class GeneratorHost:
 class EvalWorker:
     """Ray actor body: a Lean backend and a generator (local or the node's host) running searches."""
 
-    def __init__(self, env_factory: EnvFactory, generator_factory: GeneratorFactory | None, config: SearchConfig):
+    def __init__(
+        self, env_factory: EnvFactory, generator_factory: GeneratorFactory | None, config: SearchConfig
+    ) -> None:
         self._env_factory = env_factory
         self._generator_factory = generator_factory
         self._config = config
