@@ -19,8 +19,16 @@ cannot stop on strings cheaply. This loop instead
 - splits the work into chunks of at most `max_batch_tokens` cache slots (`sum of L + n*T`), so
   memory is bounded whatever the concurrency.
 
-`static_cache=True` (CUDA) keeps the cache at a fixed shape and compiles the decode step with
-`torch.compile(mode="reduce-overhead")`; the first call of each shape pays the compilation.
+The per-step host work is kept small: the additive attention mask is one buffer of the chunk's
+capacity, updated in place (one diagonal per step), positions advance in place, and the only
+host-device sync of a sampling step is reading its new tokens back.
+
+`static_cache=True` (CUDA) keeps every decode-step input at a fixed shape in fixed buffers (the
+cache, the mask, the tokens, the positions, the write slots) and captures the model's decode step
+once per chunk as a CUDA graph, replayed at each later step: one launch instead of hundreds of
+kernel launches, which is what a decode step costs on a host with slow launches. No compiler is
+involved, so capturing costs about two eager steps. If capture fails, a warning names the
+exception and the chunk (and every later one) runs the same fixed-shape step eagerly.
 
 All model work runs on one dedicated worker thread; `generate` only tokenizes on the event loop.
 """
@@ -91,6 +99,10 @@ class HFStats:
     sequences: int = 0
     compactions: int = 0
     """Times finished prompts were dropped from a running chunk."""
+    graph_steps: int = 0
+    """Decode steps replayed from a CUDA graph (`static_cache` on CUDA)."""
+    graph_failures: int = 0
+    """Failed CUDA graph captures (each logged; graphs then stay off for this generator)."""
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -155,6 +167,64 @@ class _TreeCache:
         return self.length
 
 
+def _graphs_available(device: torch.device) -> bool:
+    """Whether decode steps can be captured as CUDA graphs on `device` (a seam for tests)."""
+    return device.type == "cuda"
+
+
+class _StaticStep:
+    """The decode step over fixed input buffers: captured as a CUDA graph at its first call and
+    replayed afterwards, or called eagerly when graphs are off or capture failed.
+
+    `forward` reads only the buffers it closes over, so a replay sees whatever the caller copied
+    into them; the returned logits tensor is overwritten by the next call.
+    """
+
+    def __init__(self, forward: Callable[[], torch.Tensor], device: torch.device, capture: bool) -> None:
+        self.forward = forward
+        self.device = device
+        self.capture = capture
+        self.graph: Any = None
+        self.output: torch.Tensor | None = None
+        self.failure: BaseException | None = None
+
+    def __call__(self) -> torch.Tensor:
+        if self.graph is not None:
+            self.graph.replay()
+            assert self.output is not None
+            return self.output
+        if self.capture:
+            self.capture = False
+            try:
+                self._capture()
+            except Exception as error:  # a capture problem must not take generation down
+                self.failure = error
+                self.graph = self.output = None
+                logger.warning(
+                    "CUDA graph capture of the decode step failed (%s: %r); running it eagerly",
+                    type(error).__name__,
+                    error,
+                )
+            else:
+                return self()
+        return self.forward()
+
+    def _capture(self) -> None:
+        current = torch.cuda.current_stream(self.device)
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(current)
+        # Warm-up off the capturing stream, as capture requires: kernels are picked and workspaces
+        # allocated. It writes the same keys and values the replay writes, so it changes nothing.
+        with torch.cuda.stream(side):
+            self.forward()
+        current.wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        # thread_local: CUDA calls of other threads (the event loop's) must not void this capture.
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            output = self.forward()
+        self.graph, self.output = graph, output
+
+
 @dataclass
 class _Row:
     """Host-side bookkeeping of one prompt in a chunk."""
@@ -214,7 +284,7 @@ class HFGenerator:
         parameters = inspect.signature(model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in parameters else "past_key_values"
         self._keep_kwarg = "logits_to_keep" if "logits_to_keep" in parameters else None
-        self._compiled: Callable[..., Any] | None = None
+        self._graphs_failed = False  # one failed capture turns graphs off for this generator
         if getattr(model.config, "_attn_implementation", "sdpa") not in ("sdpa", "eager"):
             # Tree attention needs a custom 4-D mask, which flash-attention kernels do not take.
             model.set_attn_implementation("sdpa")
@@ -384,20 +454,15 @@ class HFGenerator:
         logits: torch.Tensor = self.model(**kwargs).logits
         return logits[:, -1:, :] if last_only else logits
 
-    def _decode_step(
+    def _static_step(
         self, cache: _TreeCache, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
-    ) -> torch.Tensor:
-        self.stats.forward_calls += 1
-        if cache.static and self.device.type == "cuda":
-            if self._compiled is None:
-                self._compiled = torch.compile(self._forward, mode="reduce-overhead", dynamic=False)
-            try:
-                # Cloned: a CUDA-graph replay overwrites its output buffer on the next step.
-                return self._compiled(cache, input_ids, mask, positions, False).clone()
-            except Exception as error:  # a compiler problem must not take generation down
-                logger.warning("compiled decode step failed (%s); continuing without compilation", error)
-                self._compiled = self._forward
-        return self._forward(cache, input_ids, mask, positions, False)
+    ) -> _StaticStep:
+        """The decode step of a static chunk, bound to its buffers (the caller updates them in place)."""
+        return _StaticStep(
+            lambda: self._forward(cache, input_ids, mask, positions, False),
+            self.device,
+            capture=_graphs_available(self.device) and not self._graphs_failed,
+        )
 
     @torch.inference_mode()
     def _run_chunk(self, prompts: list[list[int]], n: int) -> list[list[RawSample]]:
@@ -441,9 +506,10 @@ class HFGenerator:
         cache.rows, cache.length = slice(None), width
         logits = torch.cat(last_logits)[:, None, :].expand(rows_total, n, -1)
 
-        # ancestry[r, j, s]: sample j of row r sees slot s.
-        ancestry = torch.zeros((rows_total, n, capacity), dtype=torch.bool, device=device)
-        ancestry[:, :, :width] = real[:, None, :]
+        # mask[r, j, s]: the additive attention bias of sample j of row r for slot s (0 = it sees
+        # the slot). One buffer at capacity, updated in place: a step un-masks one diagonal.
+        mask = torch.full((rows_total, n, capacity), minimum, dtype=dtype, device=device)
+        mask[:, :, :width].masked_fill_(real[:, None, :], 0.0)
         beam_sums = torch.zeros((rows_total, n), dtype=torch.float32, device=device)
         if beam:
             beam_sums[:, 1:] = -math.inf  # all beams start as the same (empty) hypothesis
@@ -459,43 +525,53 @@ class HFGenerator:
             for r in range(rows_total)
         ]
         active = list(range(rows_total))  # host rows of the tensor rows
-        sample_index = torch.arange(n, device=device)
+        step_positions = lengths[:, None].repeat(1, n)  # advanced in place after each step
+        step: _StaticStep | None = None
+        if cache.static:
+            step_ids = torch.full((rows_total, n), self.pad_token_id, dtype=torch.long, device=device)
+            cache.write_positions = torch.arange(width, width + n, device=device)  # advanced in place
+            step = self._static_step(cache, step_ids, mask[:, None], step_positions)
 
-        for step in range(steps):
+        for index in range(steps):
             log_probs = torch.log_softmax(logits.float(), dim=-1)
             if beam:
-                parents, tokens, beam_sums = self._beam_step(host, active, log_probs, beam_sums, n, step)
-                ancestry = ancestry.gather(1, parents[:, :, None].expand_as(ancestry))
+                parents, tokens, beam_sums = self._beam_step(host, active, log_probs, beam_sums, n, index)
+                mask.copy_(mask.gather(1, parents[:, :, None].expand_as(mask)))
             else:
                 tokens = self._sample(logits).view(len(active), n)
                 chosen = log_probs.gather(-1, tokens[:, :, None])[:, :, 0]
-                self._sample_step(host, active, tokens.tolist(), chosen.tolist(), step)
-            if step == steps - 1:
+                self._sample_step(host, active, tokens.tolist(), chosen.tolist(), index)
+            if index == steps - 1:
                 break
-            keep = [index for index, row in enumerate(active) if not host[row].finished]
+            keep = [i for i, row in enumerate(active) if not host[row].finished]
             if not keep:
                 break
             # Dropping finished rows copies the cache, so wait until a quarter of the rows are done.
             if (len(active) - len(keep)) * 4 >= len(active) and not cache.static:
-                index = torch.tensor(keep, device=device)
-                cache.select_rows(index)
+                kept = torch.tensor(keep, device=device)
+                cache.select_rows(kept)
                 self.stats.compactions += 1
-                ancestry, lengths, tokens, beam_sums = (
-                    t.index_select(0, index) for t in (ancestry, lengths, tokens, beam_sums)
+                mask, step_positions, tokens, beam_sums = (
+                    t.index_select(0, kept) for t in (mask, step_positions, tokens, beam_sums)
                 )
                 active = [active[i] for i in keep]
-            base = width + step * n
-            ancestry[:, sample_index, base + sample_index] = True
-            if cache.static:
-                cache.write_positions = base + sample_index
-                visible = ancestry
+            base = width + index * n
+            if index > 0:
+                step_positions.add_(1)
+            mask[:, :, base : base + n].diagonal(dim1=1, dim2=2).fill_(0.0)
+            self.stats.forward_calls += 1
+            if step is not None:
+                if index > 0:
+                    cache.write_positions.add_(n)  # type: ignore[union-attr]
+                step_ids.copy_(tokens)
+                logits = step()
+                if step.graph is not None:
+                    self.stats.graph_steps += 1
+                elif step.failure is not None and not self._graphs_failed:
+                    self._graphs_failed = True
+                    self.stats.graph_failures += 1
             else:
-                visible = ancestry[:, :, : _round_up(base + n, _ALIGN)]
-            mask = torch.zeros(visible.shape, dtype=dtype, device=device).masked_fill_(~visible, minimum)
-            if not cache.static:
-                mask = mask[:, :, : base + n]
-            step_positions = (lengths[:, None] + step).expand(len(active), n)
-            logits = self._decode_step(cache, tokens, mask[:, None], step_positions)
+                logits = self._forward(cache, tokens, mask[:, None, :, : base + n], step_positions, False)
             cache.length = base + n
 
         if beam:

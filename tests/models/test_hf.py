@@ -92,6 +92,69 @@ def test_logprobs_equal_a_teacher_forced_pass(loaded: tuple[Any, Any], static: b
             assert sample.logprob == pytest.approx(expected, abs=1e-4)
 
 
+class FakeGraph:
+    """Stands in for a CUDA graph on the CPU: replay re-runs the captured step into the same output
+    tensor, and fails if a buffer the step reads moved (a real graph would read stale memory)."""
+
+    replays = 0
+
+    def __init__(self, step: Any, cache: Any) -> None:
+        self.step, self.cache = step, cache
+        self.pointers = self._pointers()
+
+    def _pointers(self) -> list[int]:
+        return [t.data_ptr() for t in (*self.cache.keys, *self.cache.values, self.cache.write_positions)]
+
+    def replay(self) -> None:
+        assert self._pointers() == self.pointers, "a buffer of the captured step was reallocated"
+        FakeGraph.replays += 1
+        self.step.output.copy_(self.step.forward())
+
+
+@pytest.mark.parametrize("sampling", [{"temperature": 0.0}, {"temperature": 1.0}], ids=["beam", "sampling"])
+def test_graph_replay_and_capture_failure_give_the_eager_results(
+    loaded: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, sampling: dict[str, Any]
+) -> None:
+    from prover.models import hf
+
+    prompts = [NO_STOPS.render(req(state)) for state in STATES[:3]]
+    eager = make(loaded, NO_STOPS, max_new_tokens=6, seed=2, static=True, **sampling).generate_raw(prompts, [3] * 3)
+
+    caches: list[Any] = []
+    real_forward = hf.HFGenerator._forward
+
+    def remember_cache(self: Any, cache: Any, *args: Any) -> Any:
+        caches.append(cache)
+        return real_forward(self, cache, *args)
+
+    def fake_capture(step: Any) -> None:
+        step.output = step.forward().clone()
+        step.graph = FakeGraph(step, caches[-1])
+
+    monkeypatch.setattr(hf, "_graphs_available", lambda device: True)
+    monkeypatch.setattr(hf.HFGenerator, "_forward", remember_cache)
+    monkeypatch.setattr(hf._StaticStep, "_capture", fake_capture)
+    FakeGraph.replays = 0
+    graphed = make(loaded, NO_STOPS, max_new_tokens=6, seed=2, static=True, **sampling)
+    replayed = graphed.generate_raw(prompts, [3] * 3)
+    # Every decode step is a replay (capture itself runs nothing); the prefill is one eager call.
+    assert FakeGraph.replays == graphed.stats.graph_steps == graphed.stats.forward_calls - 1 >= 1
+    assert replayed == eager
+
+    def broken_capture(step: Any) -> None:
+        raise RuntimeError()  # empty message, as some capture failures have
+
+    monkeypatch.setattr(hf._StaticStep, "_capture", broken_capture)
+    generator = make(loaded, NO_STOPS, max_new_tokens=6, seed=2, static=True, **sampling)
+    with caplog.at_level("WARNING", logger="prover.models.hf"):
+        assert generator.generate_raw(prompts, [3] * 3) == eager
+    assert "RuntimeError" in caplog.text and "running it eagerly" in caplog.text
+    assert generator.stats.graph_failures == 1 and generator.stats.graph_steps == 0
+    caplog.clear()
+    generator.generate_raw(prompts, [3] * 3)  # graphs stay off after a failure: no second warning
+    assert "RuntimeError" not in caplog.text
+
+
 def test_beam_search_agrees_with_transformers_beam_search(loaded: tuple[Any, Any]) -> None:
     model, _ = loaded
     generator = make(loaded, NO_STOPS, max_new_tokens=6, temperature=0.0)
