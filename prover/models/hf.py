@@ -167,6 +167,31 @@ class _TreeCache:
         return self.length
 
 
+def _fetch_later(tokens: torch.Tensor, chosen: torch.Tensor) -> Callable[[], tuple[list[list[int]], list[list[float]]]]:
+    """Start copying a step's tokens and their log-probs to the host; the returned call waits for them.
+
+    On CUDA the copies go to pinned memory without blocking, so work queued after this call runs
+    on before the host waits.
+    """
+    if tokens.device.type != "cuda":
+        return lambda: (tokens.tolist(), chosen.tolist())
+    try:
+        host_tokens = torch.empty(tokens.shape, dtype=tokens.dtype, pin_memory=True)
+        host_chosen = torch.empty(chosen.shape, dtype=chosen.dtype, pin_memory=True)
+    except RuntimeError:  # no pinned memory on this host: read back synchronously
+        return lambda: (tokens.tolist(), chosen.tolist())
+    host_tokens.copy_(tokens, non_blocking=True)
+    host_chosen.copy_(chosen, non_blocking=True)
+    copied = torch.cuda.Event()
+    copied.record(torch.cuda.current_stream(tokens.device))
+
+    def wait() -> tuple[list[list[int]], list[list[float]]]:
+        copied.synchronize()
+        return host_tokens.tolist(), host_chosen.tolist()
+
+    return wait
+
+
 def _graphs_available(device: torch.device) -> bool:
     """Whether decode steps can be captured as CUDA graphs on `device` (a seam for tests)."""
     return device.type == "cuda"
@@ -534,17 +559,22 @@ class HFGenerator:
 
         for index in range(steps):
             log_probs = torch.log_softmax(logits.float(), dim=-1)
+            fetch: Callable[[], tuple[list[list[int]], list[list[float]]]] | None = None
+            sampled_rows = active
             if beam:
                 parents, tokens, beam_sums = self._beam_step(host, active, log_probs, beam_sums, n, index)
                 mask.copy_(mask.gather(1, parents[:, :, None].expand_as(mask)))
             else:
                 tokens = self._sample(logits).view(len(active), n)
                 chosen = log_probs.gather(-1, tokens[:, :, None])[:, :, 0]
-                self._sample_step(host, active, tokens.tolist(), chosen.tolist(), index)
-            if index == steps - 1:
-                break
+                # The host reads this step's tokens only after the next step is launched, so the
+                # device computes while the host books. Finishing and dropping rows therefore lag
+                # one step, which changes no result: tokens of finished samples are ignored.
+                fetch = _fetch_later(tokens, chosen)
             keep = [i for i, row in enumerate(active) if not host[row].finished]
-            if not keep:
+            if index == steps - 1 or not keep:
+                if fetch is not None:
+                    self._sample_step(host, sampled_rows, *fetch(), index)
                 break
             # Dropping finished rows copies the cache, so wait until a quarter of the rows are done.
             if (len(active) - len(keep)) * 4 >= len(active) and not cache.static:
@@ -573,6 +603,8 @@ class HFGenerator:
             else:
                 logits = self._forward(cache, tokens, mask[:, None, :, : base + n], step_positions, False)
             cache.length = base + n
+            if fetch is not None:
+                self._sample_step(host, sampled_rows, *fetch(), index)
 
         if beam:
             for row in active:
