@@ -155,6 +155,30 @@ def test_graph_replay_and_capture_failure_give_the_eager_results(
     assert "RuntimeError" not in caplog.text
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("sampling", [{"temperature": 0.0}, {"temperature": 1.0}], ids=["beam", "sampling"])
+def test_cuda_graph_decode_steps_give_the_eager_results(
+    loaded: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch, sampling: dict[str, Any]
+) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from prover.models import hf
+
+    model, tokenizer = loaded
+    on_gpu = (copy.deepcopy(model).to("cuda"), tokenizer)
+    prompts = [NO_STOPS.render(req(state)) for state in STATES[:3]]
+    graphed = make(on_gpu, NO_STOPS, max_new_tokens=6, seed=2, static=True, **sampling)
+    rows = graphed.generate_raw(prompts, [3] * 3)
+    assert graphed.stats.graph_failures == 0 and graphed.stats.graph_steps >= 1
+    monkeypatch.setattr(hf, "_graphs_available", lambda device: False)
+    eager = make(on_gpu, NO_STOPS, max_new_tokens=6, seed=2, static=True, **sampling).generate_raw(prompts, [3] * 3)
+    assert [[s.token_ids for s in row] for row in rows] == [[s.token_ids for s in row] for row in eager]
+    for prompt, row in zip(prompts, rows, strict=True):
+        for sample in row:
+            expected = teacher_forced(model, graphed.prompt_ids(prompt), sample.token_ids)
+            assert sample.logprob == pytest.approx(expected, abs=1e-3)
+
+
 def test_beam_search_agrees_with_transformers_beam_search(loaded: tuple[Any, Any]) -> None:
     model, _ = loaded
     generator = make(loaded, NO_STOPS, max_new_tokens=6, temperature=0.0)
