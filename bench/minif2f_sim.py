@@ -11,11 +11,18 @@ Both run over the same simulated world, seeds and budgets, in one process:
   proof (our runner only) costs 0.3 s plus its tactics.
 - Lean runs on a pool of 8 workers modelled on the REPL pool: a theorem's states live in the worker
   that started it, so its tactics run there one after another; several theorems may share a worker.
-- The model is one GPU. A call for b states x 32 samples takes b*32 / throughput(b) seconds, with
-  throughput interpolated from the measurements in shared/reference/llemma-eval.md (Hugging Face
-  `generate`, H200: 19.4 candidates/s for one state, 37.8 for 4, 41.2 for 8). Calls run one at a
-  time. Our runner reaches it through the project's `MergingGenerator` (at most 8 states per call);
-  the reference sends one prompt per call.
+- The model is one GPU; calls run one at a time. Each side is costed with the generator it uses
+  (the tables at the top of this file; edit them when new measurements come in):
+  - the reference loop calls plain Hugging Face `generate`, one prompt per call: a call for b states
+    x 32 samples takes b*32 / throughput(b), throughput interpolated from llemma-eval.md (H200:
+    19.4 candidates/s for one state, 37.8 for 4, 41.2 for 8), so 1.65 s for its 1 x 32 call;
+  - our runner reaches the model through `MergingGenerator` (at most 8 states per call). With
+    `--our-generator hf-measured` (the default) a merged call over b states costs the reference's
+    1 x 32 latency times ratio(b) = hf(b) / naive(1), from one run of bench/generation_gpu.py on an
+    H200 (hf 5.39 / 5.07 / 13.98 s per call for 1 / 8 / 32 states, plain `generate` 5.04 s for one
+    request; linear in between, growing linearly beyond 32): 1.76 s for 1 state, 1.66 s for 8.
+    With `--our-generator generate` it pays what plain `generate` pays for b states (6.21 s for 8);
+    `both` prints rows for each, and every row names its model.
 
 The reference loop follows llemma-eval.md: one prompt per generate call, candidates run one after
 another in one session, a state marked visited when popped, errors not cached, the first closing
@@ -30,22 +37,37 @@ expansion budget, and the theorems each proved under the clock budget.
 
     .venv/bin/python bench/minif2f_sim.py [--concurrency 8] [--workers 8] [--seed 0] [--theorems 244]
                                           [--pool pinned|spread] [--scale S]
+                                          [--our-generator hf-measured|generate|both]
 
-Figures (simulated hours; about 100 s of CPU per run):
+Figures (simulated hours; about 100 s of CPU per run, 2 cores). Reference rows: plain `generate`.
 
-    pool, searches   seed  expansion budget: wall, ref vs ours   speedup  proved   clock budget: proved ref vs ours
-    pinned, 8        0     45.45 h vs 6.45 h                     7.05     76 = 76  75 vs 75
-    pinned, 8        1     44.57 h vs 6.40 h                     6.97     83 = 83  81 vs 81
-    pinned, 8        2     43.67 h vs 6.15 h                     7.10     87 = 87  85 vs 82
-    spread, 6        0     45.45 h vs 7.35 h                     6.19     76 = 76  75 vs 75
-    spread, 4        0     45.45 h vs 9.21 h                     4.93     76 = 76  75 vs 76
-    spread, 4        2     43.67 h vs 8.97 h                     4.87     87 = 87  85 vs 87
+    ours: pool, searches,   seed  expansion budget: wall, ref vs ours  speedup  proved   clock: proved ref vs ours
+    generator model
+    pinned, 8, hf-measured  0     45.45 h vs 6.21 h                    7.32     76 = 76  75 vs 75
+    pinned, 8, hf-measured  1     44.57 h vs 6.14 h                    7.25     83 = 83  81 vs 81
+    pinned, 8, hf-measured  2     43.67 h vs 5.91 h                    7.39     87 = 87  85 vs 83
+    pinned, 8, generate     0     45.45 h vs 6.45 h                    7.05     76 = 76  75 vs 75
+    pinned, 8, generate     1     44.57 h vs 6.40 h                    6.97     83 = 83  81 vs 81
+    pinned, 8, generate     2     43.67 h vs 6.15 h                    7.10     87 = 87  85 vs 82
+    spread, 8, hf-measured  2     43.67 h vs 5.99 h                    7.29     87 = 87  85 vs 83
+    spread, 4, hf-measured  2     43.67 h vs 8.97 h                    4.87     87 = 87  85 vs 87
+    spread, 4, generate     0     45.45 h vs 9.21 h                    4.93     76 = 76  75 vs 76
 
-More searches at once buy throughput, not speed per theorem: with the pool as built, a theorem's
-tactics still run one after another in one process, and sharing the GPU makes each model call of a
-search longer, so under a per-theorem clock each search gets no more expansions than the sequential
-loop's (and a few fewer at 8 searches). Proving more within 600 s per theorem needs a search's
-candidates to run on several Lean processes at once (`--pool spread`) with fewer searches than workers.
+Why the clock budget shows no gain with the pool as built (pinned), even with our hf backend:
+- The ceiling is low. With 100 expansions the clock costs the reference only 1, 2 and 2 theorems
+  (seeds 0, 1, 2: 76 -> 75, 83 -> 81, 87 -> 85); the other clock time-outs are theorems without a
+  proof. "More than the reference" can mean at most +1 / +2 / +2.
+- A search is Lean-bound. Its 32 tactics run one after another on its home worker (about 11 s an
+  expansion; `max_concurrent_tactics` cannot help when every state lives in one process), the model
+  call is the other ~13 % (1.65 s). Our hf call is 1.76 s for one state (ratio 5.39 / 5.04), and at
+  8 searches the GPU is ~80 % busy with calls of 1.4 states on average (the cost of a call hardly
+  depends on its size, so requests queue behind a running call, not inside it): each expansion
+  waits ~2.4 s for the model, so a search gets ~6 % fewer expansions in 600 s than the reference
+  (seed 0: 27.7 vs 29.4 per theorem). Seed 0's marginal theorem, mathd_algebra_275, takes the
+  reference 675 s; even a free generator only brings ours to 579 s (76 proved, the ceiling).
+- Speed per theorem needs a search's tactics on several Lean processes at once (`--pool spread`)
+  and fewer searches than workers: spread with 4 searches reaches the ceiling (87 vs 85) at a
+  4.9x speedup; with 8 searches every worker is already busy and spreading does nothing.
 """
 
 from __future__ import annotations
@@ -94,8 +116,33 @@ START_S = 0.5
 VERIFY_OVERHEAD_S = 0.3
 MAX_BATCH_STATES = 8
 
-# Candidates per second for a call over b states x 32 samples (llemma-eval.md, HF generate, H200).
+# ----------------------------------------------------------------------------- measured generator figures
+# Edit these tables when new measurements come in; every latency the simulation uses derives from them.
+
+# Plain Hugging Face `generate` (what the reference loop calls): candidates per second for one call over
+# b states x 32 samples. Source: shared/reference/llemma-eval.md, "Generation on one GPU" (H200, random
+# weights with Llemma-7B's shape, 384-token prompts, 64 new tokens): 19.1-19.7 for 1 x 32, 37.8 for
+# 4 x 32, 40.9-41.5 for 8 x 32.
 GPU_THROUGHPUT: tuple[tuple[int, float], ...] = ((1, 19.4), (4, 37.8), (8, 41.2))
+GPU_THROUGHPUT_SOURCE = "llemma-eval.md, HF generate on an H200"
+
+# Our `hf` backend (`MergingGenerator` over `HFGenerator`: each prompt encoded once, its cache shared by
+# its samples, concurrent searches merged) against plain `generate` for ONE request, measured in the
+# same run so that the ratio cancels the box. Source: `python bench/generation_gpu.py` on one H200
+# (Llemma-7B shape, random bf16 weights, ~400-token prompts, 32 samples x 64 new tokens), run 1,
+# default settings: seconds per call for b states x 32 samples. Run 1 is the conservative one: in
+# run 2 (--max-batch-tokens 98304) hf was 5.11 / 4.91 / 7.23 s for 1 / 8 / 32 states and naive 7.79 s.
+# That box was host-bound (a decode step cost nearly the same at any batch size).
+HF_MEASURED_CALL_S: tuple[tuple[int, float], ...] = ((1, 5.39), (8, 5.07), (32, 13.98))
+NAIVE_MEASURED_CALL_S = 5.04
+"""Plain `generate`, one request of 1 x 32, in the same run as `HF_MEASURED_CALL_S`."""
+HF_MEASURED_SOURCE = (
+    "bench/generation_gpu.py run 1 on an H200: hf 1x32 5.39 s, 8x32 5.07 s, 32x32 13.98 s; naive 1x32 5.04 s"
+)
+
+OUR_GENERATORS = ("hf-measured", "generate")
+"""How our runner's model calls are costed: `hf-measured` (our hf backend, `hf_ratio` x the reference's
+one-request latency) or `generate` (plain `generate` over the merged states, as the reference would pay)."""
 
 T = TypeVar("T")
 
@@ -400,12 +447,50 @@ def gpu_seconds(states: int, samples: int) -> float:
     return states * samples / throughput
 
 
-class SimGenerator:
-    """A `TacticGenerator` over the world: one GPU, one call at a time, latency from `gpu_seconds`."""
+def hf_ratio(states: int) -> float:
+    """Latency of our hf backend's call over `states` x 32 samples, as a multiple of one plain `generate` request.
 
-    def __init__(self, world: SimWorld, scale: float = 1.0) -> None:
+    Linear between the measured points of `HF_MEASURED_CALL_S`, flat below the first, and growing
+    linearly beyond the last at the slope of the last segment.
+    """
+    points = HF_MEASURED_CALL_S
+    if states <= points[0][0]:
+        seconds = points[0][1]
+    else:
+        (b0, t0), (b1, t1) = points[-2], points[-1]  # extrapolation beyond the last point
+        for (lo, lo_s), (hi, hi_s) in itertools.pairwise(points):
+            if lo <= states <= hi:
+                (b0, t0), (b1, t1) = (lo, lo_s), (hi, hi_s)
+                break
+        seconds = t0 + (t1 - t0) * (states - b0) / (b1 - b0)
+    return seconds / NAIVE_MEASURED_CALL_S
+
+
+def hf_seconds(states: int, samples: int) -> float:
+    """Seconds our hf backend's merged call over `states` prompts x `samples` candidates takes.
+
+    The reference's one-request latency (`gpu_seconds(1, samples)`, from llemma-eval.md) times the
+    same-run ratio `hf_ratio(states)`.
+    """
+    return gpu_seconds(1, samples) * hf_ratio(states)
+
+
+def generator_latency(model: str) -> Callable[[int, int], float]:
+    """The latency model named `model`: "generate" (`gpu_seconds`) or "hf-measured" (`hf_seconds`)."""
+    if model == "generate":
+        return gpu_seconds
+    if model == "hf-measured":
+        return hf_seconds
+    raise ValueError(f"unknown generator model {model!r}; choose from {', '.join(OUR_GENERATORS)}")
+
+
+class SimGenerator:
+    """A `TacticGenerator` over the world: one GPU, one call at a time, latency from `latency(states, samples)`."""
+
+    def __init__(self, world: SimWorld, scale: float = 1.0, latency: Callable[[int, int], float] = gpu_seconds) -> None:
         self.world = world
         self.scale = scale
+        self.latency = latency
         self.calls = 0
         self.states = 0
         self.busy_s = 0.0
@@ -415,7 +500,7 @@ class SimGenerator:
         if self._gpu is None:
             self._gpu = asyncio.Lock()
         async with self._gpu:
-            seconds = gpu_seconds(len(requests), max(r.num_samples for r in requests))
+            seconds = self.latency(len(requests), max(r.num_samples for r in requests))
             self.calls += 1
             self.states += len(requests)
             self.busy_s += seconds
@@ -432,7 +517,11 @@ class SimGenerator:
 async def reference_search(
     theorem: Theorem, env: SimEnv, generator: SimGenerator, max_expansions: int, clock_s: float, scale: float
 ) -> tuple[bool, int, bool]:
-    """The Llemma loop (llemma-eval.md) on one theorem: (proved, expansions, stopped by the clock)."""
+    """The Llemma loop (llemma-eval.md) on one theorem: (proved, expansions, stopped by the clock).
+
+    As in the reference, the clock is checked only before each pop, so the last expansion may end
+    after `clock_s` (by up to 32 tactics); a proof found then counts.
+    """
     loop = asyncio.get_running_loop()
     started = loop.time()
     session = await env.start(theorem)
@@ -470,6 +559,8 @@ async def reference_search(
 class Outcome:
     system: str
     regime: str
+    generator: str
+    """The latency model of this system's model calls ("generate" or "hf-measured")."""
     proved: set[str]
     sim_seconds: float
     cpu_seconds: float
@@ -480,14 +571,17 @@ class Outcome:
     gpu_busy_s: float
     timed_out: int
     """Theorems whose search the wall clock stopped."""
+    proof_seconds: dict[str, float] = field(default_factory=dict)
+    """For each proved theorem, simulated seconds from the start of its search to the proof."""
 
 
 def run_reference(
     world: SimWorld, names: Sequence[str], workers: int, clock_s: float, regime: str, scale: float | None
 ) -> Outcome:
     env = SimEnv(world, workers, scale or 1.0)
-    generator = SimGenerator(world, scale or 1.0)
+    generator = SimGenerator(world, scale or 1.0, gpu_seconds)
     proved: set[str] = set()
+    proof_seconds: dict[str, float] = {}
     expansions = 0
     timed_out: list[bool] = []
 
@@ -496,6 +590,7 @@ def run_reference(
         loop = asyncio.get_running_loop()
         began = loop.time()
         for name in names:
+            started = loop.time()
             ok, used, clocked_out = await reference_search(
                 world.theorems[name].theorem, env, generator, EXPANSIONS, clock_s, scale or 1.0
             )
@@ -503,6 +598,7 @@ def run_reference(
             timed_out.append(clocked_out)
             if ok:
                 proved.add(name)
+                proof_seconds[name] = (loop.time() - started) * (scale or 1.0)
         return (loop.time() - began) * (scale or 1.0)
 
     cpu = time.process_time()
@@ -510,6 +606,7 @@ def run_reference(
     return Outcome(
         "reference",
         regime,
+        "generate",
         proved,
         seconds,
         time.process_time() - cpu,
@@ -519,6 +616,7 @@ def run_reference(
         sum(w.busy_s for w in env.workers),
         generator.busy_s,
         sum(timed_out),
+        proof_seconds,
     )
 
 
@@ -531,9 +629,11 @@ def run_ours(
     regime: str,
     scale: float | None,
     pool: str = "pinned",
+    generator_model: str = "hf-measured",
 ) -> Outcome:
+    """Our runner (`run_evaluation` over `MergingGenerator`) on the world; `generator_model` names its latency model."""
     env = SimEnv(world, workers, scale or 1.0, pool)
-    inner = SimGenerator(world, scale or 1.0)
+    inner = SimGenerator(world, scale or 1.0, generator_latency(generator_model))
     # Scaled real time shrinks every latency, the budget and the merge window alike.
     config = SearchConfig(
         max_expansions=EXPANSIONS,
@@ -563,6 +663,7 @@ def run_ours(
     return Outcome(
         "ours",
         regime,
+        generator_model,
         {record.name for record in records if record.proved},
         seconds,
         time.process_time() - cpu,
@@ -572,6 +673,11 @@ def run_ours(
         sum(w.busy_s for w in env.workers),
         inner.busy_s,
         sum(record.status == "timed_out" for record in records),
+        {
+            record.name: float(record.stats.get("wall_seconds", 0.0)) * (scale or 1.0)
+            for record in records
+            if record.proved
+        },
     )
 
 
@@ -594,6 +700,10 @@ def hours(seconds: float) -> str:
     return f"{seconds / 3600:6.2f} h"
 
 
+def generator_label(model: str) -> str:
+    return "hf-measured" if model == "hf-measured" else "generate"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--theorems", type=int, default=244)
@@ -607,7 +717,16 @@ def main(argv: list[str] | None = None) -> None:
         default="pinned",
         help="our Lean pool: pinned (the REPL pool as built) or spread (idle workers replay and help)",
     )
+    parser.add_argument(
+        "--our-generator",
+        choices=[*OUR_GENERATORS, "both"],
+        default="hf-measured",
+        help="latency model of our runner's model calls: hf-measured (our hf backend, same-run ratio to plain "
+        "generate), generate (plain generate over the merged states), or both (rows for each; the last line "
+        "uses hf-measured)",
+    )
     args = parser.parse_args(argv)
+    ours_models = list(OUR_GENERATORS) if args.our_generator == "both" else [args.our_generator]
     names = theorem_names(args.theorems)
     world = SimWorld(names, args.seed)
     provable = sum(world.theorems[name].provable for name in names)
@@ -617,12 +736,26 @@ def main(argv: list[str] | None = None) -> None:
         f"Lean workers ({args.pool}); {'simulated clock' if args.scale is None else f'real time / {args.scale:g}'}",
         flush=True,
     )
+    print(
+        f"generator models: generate = plain HF generate, {GPU_THROUGHPUT_SOURCE} "
+        f"(1x32: {gpu_seconds(1, SAMPLES):.2f} s/call, 8x32: {gpu_seconds(8, SAMPLES):.2f} s/call)",
+        flush=True,
+    )
+    print(
+        f"                  hf-measured = our hf backend, generate's 1x32 latency x same-run ratio from "
+        f"{HF_MEASURED_SOURCE} (1x32: {hf_seconds(1, SAMPLES):.2f} s/call, 8x32: {hf_seconds(8, SAMPLES):.2f} s, "
+        f"32x32: {hf_seconds(32, SAMPLES):.2f} s)",
+        flush=True,
+    )
     results: list[Outcome] = []
     for regime, clock in (("expansions only", 1e9), (f"{CLOCK_S:g} s per theorem", CLOCK_S)):
         results.append(run_reference(world, names, args.workers, clock, regime, args.scale))
-        results.append(run_ours(world, names, args.workers, args.concurrency, clock, regime, args.scale, args.pool))
+        for model in ours_models:
+            results.append(
+                run_ours(world, names, args.workers, args.concurrency, clock, regime, args.scale, args.pool, model)
+            )
     header = (
-        f"{'budget':<22}{'system':<11}{'proved':>8}{'wall':>10}{'expansions':>12}{'tactics':>10}"
+        f"{'budget':<20}{'system':<11}{'generator':<13}{'proved':>8}{'wall':>10}{'expansions':>12}{'tactics':>10}"
         f"{'model calls':>13}{'GPU busy':>10}{'Lean busy':>11}{'timed out':>11}{'cpu s':>7}"
     )
     print(header)
@@ -630,26 +763,42 @@ def main(argv: list[str] | None = None) -> None:
     for outcome in results:
         wall = outcome.sim_seconds
         print(
-            f"{outcome.regime:<22}{outcome.system:<11}{len(outcome.proved):>4}/{len(names):<3}{hours(wall):>10}"
-            f"{outcome.expansions:>12}{outcome.tactics:>10}{outcome.model_calls:>13}"
+            f"{outcome.regime:<20}{outcome.system:<11}{outcome.generator:<13}{len(outcome.proved):>4}/{len(names):<3}"
+            f"{hours(wall):>10}{outcome.expansions:>12}{outcome.tactics:>10}{outcome.model_calls:>13}"
             f"{100 * outcome.gpu_busy_s / wall:>9.0f}%{100 * outcome.lean_busy_s / (wall * args.workers):>10.0f}%"
             f"{outcome.timed_out:>11}{outcome.cpu_seconds:>7.1f}",
             flush=True,
         )
-    ref_exp, ours_exp, ref_clock, ours_clock = results
-    same = ref_exp.proved == ours_exp.proved
+
+    def pick(system: str, regime_index: int, model: str = "generate") -> Outcome:
+        regime = results[0].regime if regime_index == 0 else results[-1].regime
+        return next(o for o in results if o.system == system and o.regime == regime and o.generator == model)
+
+    headline = "hf-measured" if "hf-measured" in ours_models else ours_models[0]
+    ref_exp, ref_clock = pick("reference", 0), pick("reference", 1)
+    for model in ours_models:
+        ours_exp, ours_clock = pick("ours", 0, model), pick("ours", 1, model)
+        same = ref_exp.proved == ours_exp.proved
+        print(
+            f"[ours: {model}] expansion budget: same theorems proved: {'yes' if same else 'NO'} "
+            f"(reference {len(ref_exp.proved)}, ours {len(ours_exp.proved)}, "
+            f"only reference {len(ref_exp.proved - ours_exp.proved)}, "
+            f"only ours {len(ours_exp.proved - ref_exp.proved)}); "
+            f"wall time {hours(ref_exp.sim_seconds).strip()} vs {hours(ours_exp.sim_seconds).strip()} "
+            f"(speedup {ref_exp.sim_seconds / ours_exp.sim_seconds:.2f})"
+        )
+        late = sorted(name for name, seconds in ref_clock.proof_seconds.items() if seconds > CLOCK_S)
+        print(
+            f"[ours: {model}] clock budget: reference proved {len(ref_clock.proved)} in "
+            f"{hours(ref_clock.sim_seconds).strip()} ({len(late)} of them after {CLOCK_S:g} s: its clock is "
+            f"checked only before each pop), ours {len(ours_clock.proved)} in "
+            f"{hours(ours_clock.sim_seconds).strip()} "
+            f"(gained {len(ours_clock.proved - ref_clock.proved)}, lost {len(ref_clock.proved - ours_clock.proved)}); "
+            f"expansions per theorem {ref_clock.expansions / len(names):.1f} "
+            f"vs {ours_clock.expansions / len(names):.1f}"
+        )
+    ours_exp, ours_clock = pick("ours", 0, headline), pick("ours", 1, headline)
     speedup = ref_exp.sim_seconds / ours_exp.sim_seconds
-    print(
-        f"expansion budget: same theorems proved: {'yes' if same else 'NO'} "
-        f"(reference {len(ref_exp.proved)}, ours {len(ours_exp.proved)}, "
-        f"only reference {len(ref_exp.proved - ours_exp.proved)}, only ours {len(ours_exp.proved - ref_exp.proved)}); "
-        f"wall time {hours(ref_exp.sim_seconds).strip()} vs {hours(ours_exp.sim_seconds).strip()}"
-    )
-    print(
-        f"clock budget: reference proved {len(ref_clock.proved)} in {hours(ref_clock.sim_seconds).strip()}, "
-        f"ours {len(ours_clock.proved)} in {hours(ours_clock.sim_seconds).strip()} "
-        f"(gained {len(ours_clock.proved - ref_clock.proved)}, lost {len(ref_clock.proved - ours_clock.proved)})"
-    )
     print(f"speedup={speedup:.2f} proved_ours={len(ours_clock.proved)} proved_reference={len(ref_clock.proved)}")
 
 

@@ -25,10 +25,43 @@ def test_gpu_latency_follows_the_measured_throughput() -> None:
     assert minif2f_sim.gpu_seconds(1, 32) < minif2f_sim.gpu_seconds(4, 32) / 2  # batching trades latency
 
 
+def test_hf_measured_latency_is_the_reference_call_times_the_same_run_ratio() -> None:
+    one = minif2f_sim.gpu_seconds(1, 32)
+    assert minif2f_sim.hf_seconds(1, 32) == pytest.approx(one * 5.39 / 5.04)
+    assert minif2f_sim.hf_seconds(8, 32) == pytest.approx(one * 5.07 / 5.04)
+    assert minif2f_sim.hf_seconds(32, 32) == pytest.approx(one * 13.98 / 5.04)
+    # Linear between the measured points, and on at the last segment's slope beyond them.
+    assert minif2f_sim.hf_ratio(20) == pytest.approx((5.07 + 12 * (13.98 - 5.07) / 24) / 5.04)
+    assert minif2f_sim.hf_ratio(56) == pytest.approx((13.98 + 24 * (13.98 - 5.07) / 24) / 5.04)
+    assert minif2f_sim.hf_seconds(16, 32) == pytest.approx(2 * minif2f_sim.hf_seconds(16, 16))
+    # Merging 8 searches costs our backend about one call; plain generate pays ~3.8x for it.
+    assert minif2f_sim.hf_seconds(8, 32) < 1.1 * one < minif2f_sim.gpu_seconds(8, 32) / 3
+
+
+def test_the_generator_model_is_chosen_by_name() -> None:
+    assert minif2f_sim.generator_latency("generate") is minif2f_sim.gpu_seconds
+    assert minif2f_sim.generator_latency("hf-measured") is minif2f_sim.hf_seconds
+    with pytest.raises(ValueError, match="unknown generator model"):
+        minif2f_sim.generator_latency("vllm")
+
+
+def table_rows(out: list[str]) -> list[str]:
+    return [line for line in out if line.startswith(("expansions only", "600 s per theorem"))]
+
+
 def test_benchmark_prints_both_budgets_and_the_last_line(capsys: pytest.CaptureFixture[str]) -> None:
     minif2f_sim.main(["--theorems", "6", "--seed", "3"])
     out = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"speedup=\d+\.\d\d proved_ours=\d+ proved_reference=\d+", out[-1])
     assert any("same theorems proved: yes" in line for line in out)
-    assert sum(("expansions only" in line) for line in out) == 2
-    assert sum(("600 s per theorem" in line) for line in out) == 2
+    assert [row[20:44].split() for row in table_rows(out)] == [["reference", "generate"], ["ours", "hf-measured"]] * 2
+    assert any("generation_gpu.py" in line for line in out)  # where the hf-measured figures come from
+
+
+def test_both_generator_models_can_be_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    minif2f_sim.main(["--theorems", "3", "--seed", "1", "--our-generator", "both"])
+    out = capsys.readouterr().out.strip().splitlines()
+    models = [row[31:44].strip() for row in table_rows(out)]
+    assert models == ["generate", "hf-measured", "generate"] * 2
+    assert sum(line.startswith("[ours: generate]") for line in out) == 2
+    assert re.fullmatch(r"speedup=\d+\.\d\d proved_ours=\d+ proved_reference=\d+", out[-1])
