@@ -15,7 +15,6 @@ def build_env(lean: LeanSettings) -> LeanEnv:
     """The Lean backend for `lean.backend`; raises `MissingDependency` if Lean or the REPL is absent."""
     if lean.backend == "repl":
         from lean_env.repl import ReplConfig, ReplLeanEnv
-
         from prover.lean_setup import resolve_repl_command
 
         command, cwd = resolve_repl_command(lean)
