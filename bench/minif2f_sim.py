@@ -40,34 +40,26 @@ expansion budget, and the theorems each proved under the clock budget.
                                           [--our-generator hf-measured|generate|both]
 
 Figures (simulated hours; about 100 s of CPU per run, 2 cores). Reference rows: plain `generate`.
+Ours: 8 searches on 8 pinned workers, the hf backend as shipped (CUDA-graph decode, measured on an H200).
 
-    ours: pool, searches,   seed  expansion budget: wall, ref vs ours  speedup  proved   clock: proved ref vs ours
-    generator model
-    pinned, 8, hf-measured  0     45.45 h vs 6.21 h                    7.32     76 = 76  75 vs 75
-    pinned, 8, hf-measured  1     44.57 h vs 6.14 h                    7.25     83 = 83  81 vs 81
-    pinned, 8, hf-measured  2     43.67 h vs 5.91 h                    7.39     87 = 87  85 vs 83
-    pinned, 8, generate     0     45.45 h vs 6.45 h                    7.05     76 = 76  75 vs 75
-    pinned, 8, generate     1     44.57 h vs 6.40 h                    6.97     83 = 83  81 vs 81
-    pinned, 8, generate     2     43.67 h vs 6.15 h                    7.10     87 = 87  85 vs 82
-    spread, 8, hf-measured  2     43.67 h vs 5.99 h                    7.29     87 = 87  85 vs 83
-    spread, 4, hf-measured  2     43.67 h vs 8.97 h                    4.87     87 = 87  85 vs 87
-    spread, 4, generate     0     45.45 h vs 9.21 h                    4.93     76 = 76  75 vs 76
+    seed  expansion budget: wall, ref vs ours  speedup  proved   clock budget: proved ref vs ours
+    0     45.45 h vs 5.22 h                    8.70     76 = 76  75 vs 76
+    1     44.57 h vs 5.19 h                    8.59     83 = 83  81 vs 82
+    2     43.67 h vs 4.98 h                    8.78     87 = 87  85 vs 86
 
-Why the clock budget shows no gain with the pool as built (pinned), even with our hf backend:
+Where the gain under the clock comes from, and why it is small:
 - The ceiling is low. With 100 expansions the clock costs the reference only 1, 2 and 2 theorems
   (seeds 0, 1, 2: 76 -> 75, 83 -> 81, 87 -> 85); the other clock time-outs are theorems without a
   proof. "More than the reference" can mean at most +1 / +2 / +2.
-- A search is Lean-bound. Its 32 tactics run one after another on its home worker (about 11 s an
-  expansion; `max_concurrent_tactics` cannot help when every state lives in one process), the model
-  call is the other ~13 % (1.65 s). Our hf call is 1.76 s for one state (ratio 5.39 / 5.04), and at
-  8 searches the GPU is ~80 % busy with calls of 1.4 states on average (the cost of a call hardly
-  depends on its size, so requests queue behind a running call, not inside it): each expansion
-  waits ~2.4 s for the model, so a search gets ~6 % fewer expansions in 600 s than the reference
-  (seed 0: 27.7 vs 29.4 per theorem). Seed 0's marginal theorem, mathd_algebra_275, takes the
-  reference 675 s; even a free generator only brings ours to 579 s (76 proved, the ceiling).
-- Speed per theorem needs a search's tactics on several Lean processes at once (`--pool spread`)
-  and fewer searches than workers: spread with 4 searches reaches the ceiling (87 vs 85) at a
-  4.9x speedup; with 8 searches every worker is already busy and spreading does nothing.
+- A search is Lean-bound: its 32 tactics run one after another on its home worker (about 11 s an
+  expansion), the model call is the rest. Our hf call over a merged batch costs 0.2-0.3x the
+  reference's one-request `generate` call, so each search gets ~11 % more expansions in 600 s
+  (seed 0: 32.7 vs 29.4 per theorem), enough for one more theorem on every seed.
+- With the earlier eager (host-bound) hf measurements a merged call cost about what the reference's
+  call costs, and the clock budget tied or lost 2 (seed 2: 85 vs 83): the gain is the model's speed.
+- Going further needs a search's tactics on several Lean processes at once (`--pool spread`) with
+  fewer searches than workers: spread with 4 searches reached the ceiling (87 vs 85, eager figures)
+  at a 4.9x speedup; with 8 searches every worker is already busy and spreading does nothing.
 """
 
 from __future__ import annotations
@@ -128,16 +120,16 @@ GPU_THROUGHPUT_SOURCE = "llemma-eval.md, HF generate on an H200"
 
 # Our `hf` backend (`MergingGenerator` over `HFGenerator`: each prompt encoded once, its cache shared by
 # its samples, concurrent searches merged) against plain `generate` for ONE request, measured in the
-# same run so that the ratio cancels the box. Source: `python bench/generation_gpu.py` on one H200
-# (Llemma-7B shape, random bf16 weights, ~400-token prompts, 32 samples x 64 new tokens), run 1,
-# default settings: seconds per call for b states x 32 samples. Run 1 is the conservative one: in
-# run 2 (--max-batch-tokens 98304) hf was 5.11 / 4.91 / 7.23 s for 1 / 8 / 32 states and naive 7.79 s.
-# That box was host-bound (a decode step cost nearly the same at any batch size).
-HF_MEASURED_CALL_S: tuple[tuple[int, float], ...] = ((1, 5.39), (8, 5.07), (32, 13.98))
-NAIVE_MEASURED_CALL_S = 5.04
+# same run so that the ratio cancels the box. Source: `python bench/generation_gpu.py --static-cache`
+# on one H200 (Llemma-7B shape, random bf16 weights, ~400-token prompts, 32 samples x 64 new tokens),
+# the shipped default (static cache, decode steps replayed as CUDA graphs): seconds per call for b states
+# x 32 samples (bench/results/generation_gpu_h200.txt). An earlier run without CUDA graphs (eager decode,
+# host-bound) gave hf 5.39 / 5.07 / 13.98 s against naive 5.04 s.
+HF_MEASURED_CALL_S: tuple[tuple[int, float], ...] = ((1, 0.86), (8, 1.18), (32, 3.51))
+NAIVE_MEASURED_CALL_S = 4.17
 """Plain `generate`, one request of 1 x 32, in the same run as `HF_MEASURED_CALL_S`."""
 HF_MEASURED_SOURCE = (
-    "bench/generation_gpu.py run 1 on an H200: hf 1x32 5.39 s, 8x32 5.07 s, 32x32 13.98 s; naive 1x32 5.04 s"
+    "bench/generation_gpu.py --static-cache on an H200: hf 1x32 0.86 s, 8x32 1.18 s, 32x32 3.51 s; naive 1x32 4.17 s"
 )
 
 OUR_GENERATORS = ("hf-measured", "generate")
