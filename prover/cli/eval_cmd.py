@@ -17,42 +17,20 @@ from typing import Any
 import click
 
 from prover.cli.main import UserFacingError
+from prover.cli.options import backend_overrides
 
 DEFAULT_MAX_ENV_ERRORS = 20
 
 
 def _default_dataset() -> Path:
-    try:
-        from prover.lean_setup import MINIF2F_CHECKOUT
-    except ImportError:  # lean_setup not installed in this build: its documented location
-        from prover.config import REPO_ROOT
+    from prover.lean_setup import MINIF2F_CHECKOUT
 
-        return REPO_ROOT / "data" / "miniF2F-lean4"
     return Path(MINIF2F_CHECKOUT)
 
 
 def _settings_overrides(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
-        "lean": {
-            "backend": options["env"],
-            "workers": options["workers"],
-            "repl_command": options["repl_command"].split() if options["repl_command"] else None,
-            "project_dir": options["project_dir"],
-        },
-        "model": {
-            "backend": options["backend"],
-            "name": options["model"],
-            "base_urls": list(options["base_url"]) or None,
-            "prompt_format": options["prompt_format"],
-            "temperature": options["temperature"],
-        },
-        "search": {
-            "expansions": options["expansions"],
-            "samples": options["samples"],
-            "timeout_s": options["timeout"],
-            "tactic_timeout_s": options["tactic_timeout"],
-            "priority": options["priority"],
-        },
+        **backend_overrides(options),
         "eval": {
             "concurrency": options["concurrency"],
             "out_dir": options["out"],

@@ -11,31 +11,7 @@ from typing import Any
 import click
 
 from prover.cli.main import UserFacingError
-
-
-def _settings_overrides(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        "lean": {
-            "backend": options["env"],
-            "workers": options["workers"],
-            "repl_command": options["repl_command"].split() if options["repl_command"] else None,
-            "project_dir": options["project_dir"],
-        },
-        "model": {
-            "backend": options["backend"],
-            "name": options["model"],
-            "base_urls": list(options["base_url"]) or None,
-            "prompt_format": options["prompt_format"],
-            "temperature": options["temperature"],
-        },
-        "search": {
-            "expansions": options["expansions"],
-            "samples": options["samples"],
-            "timeout_s": options["timeout"],
-            "tactic_timeout_s": options["tactic_timeout"],
-            "priority": options["priority"],
-        },
-    }
+from prover.cli.options import backend_overrides
 
 
 def _read_theorem(options: dict[str, Any]) -> Any:
@@ -106,7 +82,7 @@ def prove(**options: Any) -> None:
     """
     from prover.config import load_settings
 
-    settings = load_settings(options["config_file"], os.environ, _settings_overrides(options))
+    settings = load_settings(options["config_file"], os.environ, backend_overrides(options))
     theorem = _read_theorem({**options, "env": settings.lean.backend})
     result, tree = asyncio.run(_run(theorem, settings, options["export_tree"] is not None))
     if options["export_tree"] is not None and tree is not None:
