@@ -79,7 +79,10 @@ def _positive(name: str, value: float) -> None:
 
 @dataclass(frozen=True, slots=True)
 class SearchConfig:
-    """Budgets and knobs of one best-first search. Defaults follow the Llemma reference runs."""
+    """Budgets and knobs of one best-first search. Defaults follow the Llemma reference runs.
+
+    A search stops at its first verified proof, as the references do.
+    """
 
     max_expansions: int = 100
     """Stop after this many node expansions (one generator call each)."""
@@ -94,7 +97,6 @@ class SearchConfig:
     priority: PriorityScheme = PriorityScheme.LLEMMA
     max_concurrent_tactics: int = 8
     """How many candidates of one expansion run in Lean at once."""
-    stop_on_first_proof: bool = True
     debug_invariants: bool = False
     """Check the tree's invariants after every expansion (slow; for tests and debugging)."""
 
