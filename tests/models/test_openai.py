@@ -122,7 +122,9 @@ def test_context_overflow_is_prompt_too_long(server: OpenAIStandIn) -> None:
     server.fail_next("context")
     with pytest.raises(PromptTooLong) as info:
         ask(generator, OTHER, STATE)
-    assert "maximum context length" in str(info.value) and info.value.indices == (0,)
+    # Both requests are in flight at once and the server fails whichever arrives first: exactly one
+    # search's prompt is named, the other is not failed with it.
+    assert "maximum context length" in str(info.value) and len(info.value.indices) == 1
     assert generator.retries == 0
 
 
