@@ -12,7 +12,6 @@ tactic marked `Unsound` closes goals step by step but is rejected by verificatio
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -125,7 +124,6 @@ class ScriptedEnv:
         self._scripts = dict(scripts or {})
         self._latency = latency
         self._start_error = start_error
-        self._current_script: Script = script
         self.counters = _Counters()
         self.sessions: list[ScriptedSession] = []
 
@@ -260,6 +258,3 @@ def uniform_candidates(script: Script, logprob: float = -1.0) -> dict[str, list[
 
 def make_theorem(name: str = "t") -> Theorem:
     return Theorem(name=name, header="", formal_statement=f"theorem {name} : True := by")
-
-
-INF = math.inf
