@@ -48,6 +48,9 @@ class ReplConfig:
     """How often a request whose worker crashed is retried on a fresh worker before `BackendCrashed`."""
     stderr_tail_bytes: int = 16384
     """How much of a process's standard error is kept to attach to infrastructure errors."""
+    spread_tactics: bool = True
+    """Run a tactic on an idle worker of the same header (replaying its state there) when the session's
+    home worker is busy, so concurrent candidates of one expansion use several processes."""
 
     def __post_init__(self) -> None:
         if isinstance(self.command, str) or not self.command or not all(isinstance(a, str) for a in self.command):

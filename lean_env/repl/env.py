@@ -7,6 +7,11 @@ tactic path from the initial state; when the home worker has been recycled, kill
 timeout or has crashed, the session replays that path on another worker and carries on, so a
 search never sees a failure just because a worker went away.
 
+While the home worker is busy (the search runs several candidates of one expansion at once), a
+tactic runs instead on a worker of the same header that is idle right now (a *guest*), replaying
+the state's path there; with `ReplConfig.spread_tactics` off every tactic waits for the home.
+Lean is deterministic, so the outcome is the one the home worker would have given.
+
 Verification runs the part of the check file after the header (statement, proof, `#print axioms`)
 as a command on the header's environment: a fresh environment that shares only the header.
 """
@@ -17,6 +22,7 @@ import asyncio
 import itertools
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from lean_env.errors import BackendCrashed, BackendStartError, BackendTimeout
 from lean_env.guard import check_statement_text, check_tactic_text
@@ -62,7 +68,8 @@ class _ReplayFailed(Exception):
 class ReplSession:
     """Tactic-mode access to one theorem through the pool. Built by `ReplLeanEnv.start`.
 
-    `run_tactic` may be called concurrently; requests on the home worker run one after another.
+    `run_tactic` may be called concurrently; requests on the home worker run one after another,
+    and while it is busy a request may run on an idle guest worker (see the module docstring).
     Tactic failures (including the tactic's own timeout) are values; `BackendCrashed` is raised
     only after `config.crash_retries` fresh workers crashed on the same request.
     """
@@ -75,6 +82,8 @@ class ReplSession:
         self._id = next(_session_ids)
         self._home: ReplProcess | None = None
         self._ids: dict[Path_, int] = {}
+        # Proof state ids of this session's paths on guest workers, kept while the worker lives.
+        self._guests: dict[ReplProcess, dict[Path_, int]] = {}
         self._initial: ProofState | None = None
         self._closed = False
 
@@ -124,18 +133,21 @@ class ReplSession:
         crashes = 0
         while True:
             try:
-                worker = await self._acquire_home()
+                worker = await self._acquire()
             except WorkerGone:
                 continue
+            ids = self._ids_on(worker)
             try:
-                proof_state = await self._materialise(worker, path, state, timeout)
+                proof_state = await self._materialise(worker, ids, path, state, timeout)
                 reply = await worker.tactic(tactic, proof_state, timeout)
             except _ReplayFailed as failed:
                 return failed.outcome
             except BackendTimeout:
+                self._guests.pop(worker, None)
                 return TacticError(TacticErrorKind.TIMEOUT, f"tactic timed out after {timeout:g} s")
             except BackendCrashed as error:
                 crashes += 1
+                self._guests.pop(worker, None)
                 self._lose_home(worker)
                 if crashes > self._config.crash_retries:
                     raise
@@ -144,14 +156,15 @@ class ReplSession:
             finally:
                 self._pool.release(worker)
             outcome = tactic_outcome(reply, handle=ReplStateHandle(self._id, child))
-            if isinstance(outcome, Progress) and isinstance(reply, TacticReply) and self._home is worker:
-                self._ids[child] = reply.proof_state
+            if isinstance(outcome, Progress) and isinstance(reply, TacticReply) and self._current_ids(worker) is ids:
+                ids[child] = reply.proof_state
             return outcome
 
     async def close(self) -> None:
         """Forget the session's states. The REPL keeps them until the worker is recycled. Safe twice."""
         self._closed = True
         self._ids.clear()
+        self._guests.clear()
         self._home = None
 
     # -- internals ------------------------------------------------------------------------------
@@ -163,6 +176,59 @@ class ReplSession:
         if handle is None and self._initial is not None and state == self._initial:
             return ()
         raise ValueError(f"run_tactic: the state is not one of this session's ({self._theorem.name})")
+
+    async def _acquire(self) -> ReplProcess:
+        """The home worker, or, while the home is busy, a worker of the header that is idle right now.
+
+        Waits only for the home (its queue, first come first served); a worker that turns idle
+        meanwhile is taken only through `try_acquire`, which leaves it to anyone waiting in the pool.
+        """
+        header = self._theorem.header
+        while True:
+            home = self._home
+            usable = home is not None and home.alive and not home.retiring
+            if home is None or not usable or not self._config.spread_tactics or not home.leased:
+                return await self._acquire_home()
+            guest = self._pool.try_acquire(header, prefer=self._guests)
+            if guest is not None:
+                return guest
+            pinned = asyncio.ensure_future(self._pool.acquire(header, pinned=home))
+            try:
+                while not pinned.done():
+                    signal = self._pool.idle_signal(header)
+                    either: list[asyncio.Future[Any]] = [pinned, signal]
+                    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                    if pinned.done():
+                        break
+                    guest = self._pool.try_acquire(header, prefer=self._guests)
+                    if guest is not None:
+                        self._abandon(pinned)
+                        return guest
+            except BaseException:
+                self._abandon(pinned)
+                raise
+            try:
+                return pinned.result()
+            except WorkerGone:
+                self._lose_home(home)
+
+    def _abandon(self, lease: asyncio.Future[ReplProcess]) -> None:
+        """Give up a pending `acquire`: cancel it, or release the worker it already got."""
+        if not lease.done():
+            lease.cancel()  # the pool releases a worker handed over in the meantime
+        elif not lease.cancelled() and lease.exception() is None:
+            self._pool.release(lease.result())
+
+    def _ids_on(self, worker: ReplProcess) -> dict[Path_, int]:
+        """The map of this session's known proof state ids on `worker` (the home's or a guest's)."""
+        if worker is self._home:
+            return self._ids
+        for gone in [w for w in self._guests if not w.alive or w.retiring or w is self._home]:
+            del self._guests[gone]
+        return self._guests.setdefault(worker, {})
+
+    def _current_ids(self, worker: ReplProcess) -> dict[Path_, int] | None:
+        return self._ids if worker is self._home else self._guests.get(worker)
 
     async def _acquire_home(self) -> ReplProcess:
         header = self._theorem.header
@@ -181,8 +247,9 @@ class ReplSession:
                 self._pool.release(worker)
                 continue
             if current is not worker:
+                # A former guest keeps the states it already replayed.
                 self._home = worker
-                self._ids = {}
+                self._ids = self._guests.pop(worker, {}) if worker.alive and not worker.retiring else {}
             return worker
 
     def _lose_home(self, worker: ReplProcess) -> None:
@@ -190,9 +257,10 @@ class ReplSession:
             self._home = None
             self._ids = {}
 
-    async def _materialise(self, worker: ReplProcess, path: Path_, state: ProofState, timeout: float) -> int:
-        """The proof state id of `path` on `worker`, replaying the path there if needed."""
-        ids = self._ids if self._home is worker else {}
+    async def _materialise(
+        self, worker: ReplProcess, ids: dict[Path_, int], path: Path_, state: ProofState, timeout: float
+    ) -> int:
+        """The proof state id of `path` on `worker` (whose known ids are `ids`), replaying the path if needed."""
         if path in ids:
             return ids[path]
         known = len(path)

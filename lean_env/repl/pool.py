@@ -7,7 +7,9 @@ are idle, one of those is replaced.
 
 Leases: `acquire(header)` hands out an idle worker of that header (starting one when there is
 room) or waits, first come first served; `acquire(header, pinned=worker)` waits for that exact
-worker, because proof states live inside one process. A wait longer than `acquire_timeout_s`
+worker, because proof states live inside one process; `try_acquire(header)` takes an idle worker
+only if one is idle right now and nobody waits (sessions run a tactic there while their own worker
+is busy), and `idle_signal(header)` tells when one turns idle. A wait longer than `acquire_timeout_s`
 raises `PoolExhausted` (back-pressure; time spent waiting for a worker being started for the
 caller is not counted against it). `release` returns the worker; it is recycled instead when it
 has served `max_requests_per_worker` requests, when its resident memory passes the limit, or when
@@ -26,7 +28,7 @@ import itertools
 import logging
 import statistics
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Collection, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +85,7 @@ class ReplPool:
         self._starting: dict[str, int] = {}
         self._waiters: dict[str, deque[_Waiter]] = {}
         self._pinned: dict[ReplProcess, deque[_Waiter]] = {}
+        self._idle_signals: dict[str, asyncio.Future[None]] = {}
         self._seq = itertools.count()
         self._tasks: set[asyncio.Task[object]] = set()
         self._closed = False
@@ -132,6 +135,37 @@ class ReplPool:
                 # A worker is being started for this header: that is start-up, not back-pressure.
                 wait_s += self.config.start_timeout_s + self._backoff()
         return await self._wait(waiter, wait_s)
+
+    def try_acquire(self, header: str, *, prefer: Collection[ReplProcess] = ()) -> ReplProcess | None:
+        """An idle worker of `header` leased to the caller now, or None; never waits and never starts one.
+
+        Returns None while any caller waits for a worker (of any header): the idle workers then
+        belong to those callers (hand-off or replacement), so this never takes one from a waiter.
+        Among idle workers, one in `prefer` is chosen first, then the least used.
+        """
+        if self._closed or any(self._head(q) is not None for q in self._waiters.values()):
+            return None
+        best: ReplProcess | None = None
+        for worker in self._workers:
+            usable = worker.header == header and not worker.leased and not worker.retiring and worker.alive
+            if not usable or self._head(self._pinned.get(worker)) is not None:
+                continue
+            if best is None or (worker not in prefer, worker.requests) < (best not in prefer, best.requests):
+                best = worker
+        if best is not None:
+            best.leased = True
+        return best
+
+    def idle_signal(self, header: str) -> asyncio.Future[None]:
+        """A future that completes the next time a worker of `header` is left idle (or the pool closes).
+
+        Lets a caller that waits for one exact worker notice another one it could `try_acquire`.
+        """
+        signal = self._idle_signals.get(header)
+        if signal is None or signal.done():
+            signal = asyncio.get_running_loop().create_future()
+            self._idle_signals[header] = signal
+        return signal
 
     def release(self, worker: ReplProcess) -> None:
         """Give a leased worker back. If a request is still on the wire, the release happens when it ends."""
@@ -208,6 +242,7 @@ class ReplPool:
                     waiter.future.set_exception(closed)
         self._waiters.clear()
         self._pinned.clear()
+        self._signal_idle(*self._idle_signals)
         for task in list(self._tasks):
             task.cancel()
         workers, self._workers = self._workers, []
@@ -319,9 +354,16 @@ class ReplPool:
             return
         if not self._pinned.get(worker):
             self._pinned.pop(worker, None)
+        self._signal_idle(worker.header)
         # Idle. If callers of another header wait on a full pool, make room for them.
         if any(self._head(q) is not None for q in self._waiters.values()):
             self._ensure_capacity()
+
+    def _signal_idle(self, *headers: str) -> None:
+        for header in headers:
+            signal = self._idle_signals.pop(header, None)
+            if signal is not None and not signal.done():
+                signal.set_result(None)
 
     def _retire(self, worker: ReplProcess, *, crashed: bool) -> None:
         worker.retiring = True

@@ -298,7 +298,8 @@ async def test_search_does_not_report_a_proof_the_whole_file_check_rejects(tmp_p
         await env.close()
 
 
-async def test_hundreds_of_concurrent_sessions_each_get_their_own_answers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spread", [False, True])
+async def test_hundreds_of_concurrent_sessions_each_get_their_own_answers(tmp_path: Path, spread: bool) -> None:
     scripts = [
         linear_theorem(
             f"theorem load_{i} (n : ℕ) (h : n = {i}) : n * 1 = {i} := by",
@@ -308,7 +309,9 @@ async def test_hundreds_of_concurrent_sessions_each_get_their_own_answers(tmp_pa
         )
         for i in range(200)
     ]
-    env = make_env(write_script(tmp_path / "load.json", scripts), ("--latency-ms", "1"), workers=4)
+    env = make_env(
+        write_script(tmp_path / "load.json", scripts), ("--latency-ms", "1"), workers=4, spread_tactics=spread
+    )
 
     async def prove(index: int, script: ScriptTheorem) -> None:
         session = await env.start(theorem_of(script, f"load_{index}"))
@@ -326,7 +329,11 @@ async def test_hundreds_of_concurrent_sessions_each_get_their_own_answers(tmp_pa
     try:
         await asyncio.wait_for(asyncio.gather(*(prove(i, s) for i, s in enumerate(scripts))), 60)
         stats = env.stats()
-        assert stats.requests == 4 + 200 * 4  # headers, then start + 3 tactics per session, exactly
+        if spread:
+            # A tactic on a guest worker costs at most one extra request here: opening the theorem there.
+            assert 4 + 200 * 4 <= stats.requests <= 4 + 200 * 4 + 200 * 3
+        else:
+            assert stats.requests == 4 + 200 * 4  # headers, then start + 3 tactics per session, exactly
         assert stats.crashes == 0 and stats.timeouts == 0 and stats.workers == 4
     finally:
         await env.close()
@@ -347,6 +354,136 @@ async def test_cancelled_tactics_leave_the_worker_usable(script: Path) -> None:
         assert home is not None and home.alive and env.stats().timeouts == 0 and env.stats().crashes == 0
     finally:
         await env.close()
+
+
+T1_OUTCOMES = {
+    "subst h": Progress(ProofState.from_goals([AFTER_SUBST])),
+    "exact h.symm": ProofClosed(),
+    "bad": TacticError(TacticErrorKind.LEAN_ERROR, "Unknown identifier `bad`"),
+    "constructor": Progress(ProofState.from_goals(["case left\n⊢ b ≤ a", "case right\n⊢ a ≤ b"])),
+    "cheat": TacticError(TacticErrorKind.USED_SORRY, "the tactic used `sorry`"),
+    "exact?": TacticError(TacticErrorKind.LEAN_ERROR, "Lean error:\n`exact?` could not close the goal."),
+    "refine ?_": TacticError(TacticErrorKind.LEAN_ERROR, "the tactic left unassigned metavariables"),
+    "decide": ProofClosed(),
+}
+LATENCY_S = 0.1
+
+
+async def timed_batch(spread: bool, script: Path) -> tuple[float, int]:
+    """Run the 8 tactics of `T1_OUTCOMES` at once on a fresh session; (seconds, workers that ran tactics)."""
+    env = make_env(script, ("--latency-ms", str(LATENCY_S * 1000)), workers=4, spread_tactics=spread)
+    try:
+        await env.warm_up(HEADER, 4)
+        session = await env.start(T1)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(session.run_tactic(session.initial_state, t, 5) for t in T1_OUTCOMES)), 30
+        )
+        seconds = loop.time() - started
+        assert dict(zip(T1_OUTCOMES, outcomes, strict=True)) == T1_OUTCOMES
+        # States made on any worker go on, wherever the next tactic runs.
+        after_subst = outcomes[0]
+        assert isinstance(after_subst, Progress)
+        closing = await asyncio.gather(*(session.run_tactic(after_subst.state, "rfl", 5) for _ in range(4)))
+        assert closing == [ProofClosed()] * 4
+        used = sum(1 for w in env.pool.workers if w.requests > 1)  # beyond the header
+        stats = env.stats()
+        assert stats.crashes == 0 and stats.timeouts == 0
+        return seconds, used
+    finally:
+        await env.close()
+
+
+async def test_concurrent_tactics_of_one_session_spread_over_idle_workers(script: Path) -> None:
+    spread_s, spread_used = await timed_batch(True, script)
+    home_s, home_used = await timed_batch(False, script)
+    # Alone, 8 requests of LATENCY_S each on one process; spread, the first wave (home + 3 guests
+    # opening the theorem) takes 2 latencies and the rest run on the 4 processes together.
+    assert home_used == 1 and home_s >= 7.5 * LATENCY_S, home_s
+    assert spread_used == 4, spread_used
+    print(f"8 tactics, {LATENCY_S:g} s each: spread {spread_s:.3f} s on {spread_used}, home only {home_s:.3f} s")
+    assert spread_s < 4.5 * LATENCY_S and spread_s < 0.6 * home_s, (spread_s, home_s)
+
+
+async def test_a_guest_that_crashes_does_not_fail_the_session(script: Path, tmp_path: Path) -> None:
+    # Every process crashes on its 4th request unless the marker exists; the home passes its 4th while
+    # it does, so after the marker is removed the first guest to run a tactic (header, open, replay of
+    # one step, tactic) crashes mid-request. That request is retried and the batch gets its answers.
+    marker = tmp_path / "crashed"
+    marker.write_text("not yet\n")
+    flags = ("--latency-ms", "50", "--crash-at-request", "4", "--crash-once", str(marker))
+    env = make_env(script, flags, workers=3, crash_retries=1)
+    try:
+        await env.warm_up(HEADER, 3)
+        session = await env.start(T2)
+        assert isinstance(session, ReplSession)
+        first = await walk(session, STEPS[:1])
+        second = await session.run_tactic(first, STEPS[1], 5)
+        assert isinstance(second, Progress)
+        assert session.home is not None and session.home.requests == 4
+        marker.unlink()
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(session.run_tactic(first, STEPS[1], 5) for _ in range(4))), 30
+        )
+        assert outcomes == [second] * 4
+        assert marker.exists() and env.stats().crashes == 1
+        assert isinstance(await session.run_tactic(second.state, STEPS[2], 5), Progress)
+    finally:
+        await env.close()
+
+
+async def test_guests_never_take_a_worker_someone_waits_for(script: Path) -> None:
+    # A (theorem t2) runs a batch on its home while B (theorem t1) holds the other worker and C (t1
+    # again) waits for a worker: when B's worker comes free it goes to C, not to A as a guest.
+    latency = 0.2
+    env = make_env(script, ("--latency-ms", str(latency * 1000)), workers=2)
+    try:
+        await env.warm_up(HEADER, 2)
+        a = await env.start(T2)
+        b = await env.start(T1)
+        assert isinstance(a, ReplSession) and isinstance(b, ReplSession) and a.home is not b.home
+        loop = asyncio.get_running_loop()
+        b_task = asyncio.ensure_future(b.run_tactic(b.initial_state, "subst h", 5))
+        a_tasks = [asyncio.ensure_future(a.run_tactic(a.initial_state, STEPS[0], 5)) for _ in range(4)]
+        await asyncio.sleep(0.02)
+        started = loop.time()
+        assert env.pool.try_acquire(HEADER) is None  # both leased
+        c = await asyncio.wait_for(env.start(T1), 10)
+        waited = loop.time() - started
+        # C waited for B's tactic (one latency) and opened (one more); taking B's worker as A's guest
+        # first would have added at least two (opening t2 there, then the tactic).
+        assert waited < 2.9 * latency, waited
+        assert isinstance(c, ReplSession) and c.home is b.home
+        assert await b_task == Progress(ProofState.from_goals([AFTER_SUBST]))
+        results = await asyncio.gather(*a_tasks)
+        assert all(isinstance(r, Progress) for r in results) and len(set(results)) == 1
+    finally:
+        await env.close()
+
+
+async def test_a_timeout_on_a_guest_kills_the_guest_not_the_home(script: Path) -> None:
+    env = make_env(script, ("--latency-ms", "100", "--hang-on", "slow"), workers=2)
+    try:
+        await env.warm_up(HEADER, 2)
+        session = await env.start(T1)
+        assert isinstance(session, ReplSession)
+        home = session.home
+        on_home = asyncio.ensure_future(session.run_tactic(session.initial_state, "subst h", 5))
+        await asyncio.sleep(0.02)
+        hung = await session.run_tactic(session.initial_state, "slow", 0.5)
+        assert hung == TacticError(TacticErrorKind.TIMEOUT, "tactic timed out after 0.5 s")
+        assert await on_home == Progress(ProofState.from_goals([AFTER_SUBST]))
+        assert session.home is home and home is not None and home.alive
+        assert env.stats().timeouts == 1
+        assert await session.run_tactic(session.initial_state, "exact h.symm", 5) == ProofClosed()
+    finally:
+        await env.close()
+
+
+def test_spread_tactics_is_on_by_default() -> None:
+    assert stand_in_config().spread_tactics is True
+    assert stand_in_config(spread_tactics=False).spread_tactics is False
 
 
 @pytest.mark.parametrize(
