@@ -11,6 +11,8 @@ Both run over the same simulated world, seeds and budgets, in one process:
   proof (our runner only) costs 0.3 s plus its tactics.
 - Lean runs on a pool of 8 workers modelled on the REPL pool: a theorem's states live in the worker
   that started it, so its tactics run there one after another; several theorems may share a worker.
+  (The REPL pool also lends a search idle workers for its concurrent tactics, `spread_tactics`; with
+  8 searches on 8 workers none is idle, so the default `pinned` model leaves that out.)
 - The model is one GPU; calls run one at a time. Each side is costed with the generator it uses
   (the tables at the top of this file; edit them when new measurements come in):
   - the reference loop calls plain Hugging Face `generate`, one prompt per call: a call for b states
@@ -57,9 +59,10 @@ Where the gain under the clock comes from, and why it is small:
   (seed 0: 32.7 vs 29.4 per theorem), enough for one more theorem on every seed.
 - With the earlier eager (host-bound) hf measurements a merged call cost about what the reference's
   call costs, and the clock budget tied or lost 2 (seed 2: 85 vs 83): the gain is the model's speed.
-- Going further needs a search's tactics on several Lean processes at once (`--pool spread`) with
-  fewer searches than workers: spread with 4 searches reached the ceiling (87 vs 85, eager figures)
-  at a 4.9x speedup; with 8 searches every worker is already busy and spreading does nothing.
+- Going further needs a search's tactics on several Lean processes at once (`--pool spread`, which
+  the REPL pool now does with idle workers) with fewer searches than workers: spread with 4
+  searches reached the ceiling (87 vs 85, eager figures) at a 4.9x speedup; with 8 searches every
+  worker is already busy and spreading does nothing.
 """
 
 from __future__ import annotations
