@@ -504,10 +504,14 @@ class FakeLean:
             marker = self.options.crash_once
             if marker is None:
                 raise _Crash(reply)
-            if not os.path.exists(marker):
-                with open(marker, "w", encoding="utf-8") as handle:
-                    handle.write("crashed\n")
-                raise _Crash(reply)
+            try:
+                # O_EXCL makes the claim atomic: of processes getting here together, one crashes.
+                claim = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return reply
+            os.write(claim, b"crashed\n")
+            os.close(claim)
+            raise _Crash(reply)
         return reply
 
     def _failure(self, tactic: str) -> dict[str, Any] | None:
