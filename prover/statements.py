@@ -39,11 +39,21 @@ def _end_of_signature(text: str, start: int) -> int:
     return -1
 
 
-def _statement_with_by(text: str, start: int, origin: str) -> str:
-    end = _end_of_signature(text, start)
-    if end < 0:
-        raise StatementError(f"{origin}: the statement has no `:=`; write it as `theorem name ... := by`")
-    return text[start:end] + " by"
+def split_declaration(text: str, name: str | None = None) -> tuple[str, str, str, str] | None:
+    """Split Lean source at a theorem: `(header, name, statement through ":= by", rest after ":=")`.
+
+    Takes the theorem called `name`, or the first one when `name` is None; None when there is none or
+    its signature has no `:=`. The header is the text before the declaration.
+    """
+    for match in _DECLARATION.finditer(text):
+        if name is not None and match.group("name") != name:
+            continue
+        end = _end_of_signature(text, match.end())
+        if end < 0:
+            return None
+        start = match.start()
+        return text[:start], match.group("name"), text[start:end] + " by", text[end:]
+    return None
 
 
 def theorem_from_statement(statement: str, header: str = MINIF2F_HEADER, name: str | None = None) -> Theorem:
@@ -90,15 +100,17 @@ def theorem_from_file(path: Path, name: str) -> Theorem:
         raise StatementError(f"--file: {path} does not exist") from error
     except UnicodeDecodeError as error:
         raise StatementError(f"--file: {path} is not UTF-8 text") from error
-    for match in _DECLARATION.finditer(text):
-        if match.group("name") == name:
-            start = match.start()
-            statement = _statement_with_by(text, start, f"{path}, theorem {name}")
-            header = text[:start]
-            problem = check_statement_text(statement)
-            if problem is not None:
-                raise StatementError(f"{path}, theorem {name}: {problem}")
-            return Theorem(name=name, header=header, formal_statement=statement.strip())
+    if any(match.group("name") == name for match in _DECLARATION.finditer(text)):
+        parts = split_declaration(text, name)
+        if parts is None:
+            raise StatementError(
+                f"{path}, theorem {name}: the statement has no `:=`; write it as `theorem name ... := by`"
+            )
+        header, _, statement, _ = parts
+        problem = check_statement_text(statement)
+        if problem is not None:
+            raise StatementError(f"{path}, theorem {name}: {problem}")
+        return Theorem(name=name, header=header, formal_statement=statement.strip())
     found = [m.group("name") for m in _DECLARATION.finditer(text)]
     hint = f" (it declares: {', '.join(found[:10])})" if found else " (it declares no theorem)"
     raise StatementError(f"--name: no theorem named {name!r} in {path}{hint}")

@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lean_env.types import DojoLocation, Theorem
+from prover.statements import split_declaration
 
 SPLITS: tuple[str, ...] = ("valid", "test")
 """The miniF2F splits, in the order problems are listed."""
@@ -300,12 +301,8 @@ def _load_jsonl(path: Path) -> Dataset:
     return Dataset(tuple(problems), str(path), "jsonl", hashlib.sha256(raw).hexdigest())
 
 
-_CHECKOUT_FILE = re.compile(
-    r"^(?P<header>.*?)"
-    r"(?P<statement>(?:^|(?<=\n))(?:@\[[^\]]*\][ \t]*)?(?:theorem|lemma)[ \t]+(?P<name>[^\s(:{\[⦃]+).*?:=\s*by)"
-    r"\s+sorry\s*$",
-    re.DOTALL,
-)
+_SORRY_ONLY = re.compile(r"\s*by\s+sorry\s*")
+"""What an upstream file holds after the statement's `:=`."""
 
 
 def _load_checkout(root: Path) -> Dataset:
@@ -341,15 +338,15 @@ def _parse_theorem_file(file: Path, raw: bytes, split: str, relative: str) -> Pr
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise DatasetError(f"{file}: not UTF-8 text ({error})") from error
-    match = _CHECKOUT_FILE.match(text)
-    if match is None:
+    parts = split_declaration(text)
+    if parts is None or not _SORRY_ONLY.fullmatch(parts[3]):
         raise DatasetError(
             f"{file}: expected a header, then `theorem {file.stem} ... := by`, then ` sorry` and nothing else"
         )
-    name = match.group("name")
+    header, name, statement, _ = parts
     if name != file.stem:
         raise DatasetError(f"{file}: the theorem is named {name!r} but the file is {file.name}")
-    theorem = Theorem(name=name, header=match.group("header"), formal_statement=match.group("statement"))
+    theorem = Theorem(name=name, header=header, formal_statement=statement)
     return Problem(theorem, split, category_of(name), str(file), relative)
 
 
