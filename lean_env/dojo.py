@@ -43,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,12 +51,19 @@ from types import ModuleType
 from typing import Any
 
 import psutil
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lean_env.errors import BackendCrashed, BackendStartError, MissingDependency
-from lean_env.guard import GuardViolation, check_statement_text, check_tactic_text, tokenize
+from lean_env import lean_syntax
+from lean_env.errors import BackendCrashed, BackendStartError, HoleUnavailable, MissingDependency
+from lean_env.guard import check_statement_text, check_tactic_text
+from lean_env.lean_syntax import LEAN, LeanSyntax
 from lean_env.types import (
-    DojoLocation,
+    CheckResult,
+    Hole,
+    InvalidStatement,
     LeanMessage,
+    Position,
+    Problem,
     Progress,
     ProofClosed,
     ProofState,
@@ -64,7 +71,6 @@ from lean_env.types import (
     TacticError,
     TacticErrorKind,
     TacticOutcome,
-    Theorem,
     VerifyResult,
     VerifyStatus,
 )
@@ -73,44 +79,85 @@ from lean_env.verification import build_check_file, judge, normalize_statement, 
 logger = logging.getLogger(__name__)
 
 _MEMORY_LIMIT = re.compile(r"\d+g")
+
+
+@dataclass(frozen=True, slots=True)
+class DojoLocation:
+    """Where a theorem lives in a LeanDojo-traced repository: this backend's own way to name a problem."""
+
+    repo_url: str
+    commit: str
+    file_path: str
+    full_name: str
+
+
+DojoLocator = Callable[[Problem], DojoLocation] | Mapping[str, DojoLocation]
+"""How `DojoLeanEnv` finds a problem's place in a traced repository: a function, or a mapping by problem name."""
+
 _DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 """Where `prover setup` checks out upstream repositories (`data/lean-dojo-mew`, ...)."""
 
 
-@dataclass(frozen=True, slots=True)
-class DojoConfig:
-    """How to run LeanDojo.
+class DojoConfigError(ValidationError):
+    """An invalid `DojoConfig` field; the message reads `DojoConfig.<field>: <problem> (got <value>)`.
 
-    `cache_dir`: LeanDojo's `CACHE_DIR` (traced repositories); None keeps LeanDojo's default
-    (`~/.cache/lean_dojo`). `timeout_s`: deadline of one interaction that is not a tactic (opening a
-    `Dojo`, which elaborates the file's imports). `cpu_limit` / `memory_limit` (`"16g"`): LeanDojo's
-    `TACTIC_CPU_LIMIT` / `TACTIC_MEMORY_LIMIT`, passed to `lean --threads/--memory`.
-    `disable_remote_cache`: never download traces from LeanDojo's remote cache (needed offline).
-    `lean_command`: how the whole-file check runs Lean inside the traced repository.
-    `crash_restarts`: how many times one tactic may restart a crashed `Dojo` before `BackendCrashed`.
+    A `ValidationError`, so settings embedding `DojoConfig` report the field's full path (`lean.dojo.cpu_limit`).
     """
 
-    cache_dir: Path | None = None
-    timeout_s: float = 600.0
-    cpu_limit: int = 1
-    memory_limit: str = "16g"
-    disable_remote_cache: bool = False
-    num_procs: int | None = None
-    tmp_dir: Path | None = None
-    lean_command: tuple[str, ...] = ("lake", "env", "lean")
-    crash_restarts: int = 1
+    def __str__(self) -> str:
+        return "; ".join(
+            f"{self.title}.{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']} (got {issue.get('input')!r})"
+            for issue in self.errors()
+        )
 
-    def __post_init__(self) -> None:
-        if not _MEMORY_LIMIT.fullmatch(self.memory_limit):
-            raise ValueError(f"DojoConfig.memory_limit: {self.memory_limit!r} must look like '16g' (LeanDojo's format)")
-        if self.cpu_limit < 1:
-            raise ValueError("DojoConfig.cpu_limit: must be at least 1")
-        if self.timeout_s <= 0:
-            raise ValueError("DojoConfig.timeout_s: must be positive")
-        if self.crash_restarts < 0:
-            raise ValueError("DojoConfig.crash_restarts: must not be negative")
-        if not self.lean_command:
-            raise ValueError("DojoConfig.lean_command: must not be empty")
+
+class DojoConfig(BaseModel):
+    """How to run LeanDojo; also the `[lean.dojo]` section of the application's settings.
+
+    Constructing one with an invalid value raises `ValueError` naming the field (`DojoConfig.cpu_limit: ...`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    cache_dir: Path | None = None
+    """LeanDojo's `CACHE_DIR` (traced repositories); None keeps LeanDojo's default (`~/.cache/lean_dojo`)."""
+    timeout_s: float = Field(default=600.0, gt=0)
+    """Deadline of one interaction that is not a tactic (opening a `Dojo`, which elaborates the file's imports)."""
+    cpu_limit: int = Field(default=1, ge=1)
+    """LeanDojo's `TACTIC_CPU_LIMIT`, passed to `lean --threads`."""
+    memory_limit: str = "16g"
+    """LeanDojo's `TACTIC_MEMORY_LIMIT` (`"16g"`: digits then `g`), passed to `lean --memory`."""
+    disable_remote_cache: bool = False
+    """Never download traces from LeanDojo's remote cache (needed offline)."""
+    num_procs: int | None = Field(default=None, ge=1)
+    """LeanDojo's `NUM_PROCS` (processes used when tracing); None keeps LeanDojo's default."""
+    tmp_dir: Path | None = None
+    """LeanDojo's `TMP_DIR`; None keeps LeanDojo's default."""
+    lean_command: tuple[str, ...] = Field(default=("lake", "env", "lean"), min_length=1)
+    """How the whole-file check runs Lean inside the traced repository."""
+    crash_restarts: int = Field(default=1, ge=0)
+    """How many times one tactic may restart a crashed `Dojo` before `BackendCrashed`."""
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            details: Any = error.errors()
+            raise DojoConfigError.from_exception_data(error.title, details) from None
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_limit_format(cls, value: str) -> str:
+        if not _MEMORY_LIMIT.fullmatch(value):
+            raise ValueError(f"{value!r} must look like '16g' (LeanDojo's format)")
+        return value
+
+    @field_validator("lean_command", mode="before")
+    @classmethod
+    def _lean_command_is_an_argv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("must be a sequence of strings (the argv), not one string")
+        return value
 
     def environment(self) -> dict[str, str]:
         """The environment variables LeanDojo reads at import, as this config sets them."""
@@ -172,33 +219,26 @@ class DojoLocationError(ValueError):
 def locate_theorem(source: str, full_name: str) -> tuple[str, str]:
     """Split a Lean file at the theorem `full_name`: (header, statement ending in `:= by`).
 
-    The header is the whole file text before the theorem (LeanDojo checks a theorem in the context
-    of everything above it). Raises `DojoLocationError` when there is no such theorem or it has no `:=`.
+    The header is the whole file text before the theorem's keyword (attributes and modifiers stay
+    in it; LeanDojo checks a theorem in the context of everything above it). The file is read with
+    `lean_env.lean_syntax`, so comments and strings never count. Raises `DojoLocationError` when
+    there is no such theorem or it has no `:=`.
     """
-    try:
-        tokens = tokenize(source, check_characters=False)
-    except GuardViolation as error:
-        raise DojoLocationError(f"cannot read the file: it {error}") from error
     short = full_name.rsplit(".", 1)[-1]
-    for index in range(len(tokens) - 1):
-        keyword, name = tokens[index], tokens[index + 1]
-        if keyword.kind != "ident" or keyword.name not in ("theorem", "lemma") or name.kind != "ident":
+    scan = lean_syntax.mask(source)
+    for declaration in lean_syntax.declarations(source):
+        name = declaration.name.replace("«", "").replace("»", "")
+        if name not in (short, full_name) and not full_name.endswith("." + name):
             continue
-        if name.name not in (short, full_name) and not full_name.endswith("." + name.name):
-            continue
-        depth = 0
-        for token in tokens[index + 2 :]:
-            if token.text in "([{⦃⟨":
-                depth += 1
-            elif token.text in ")]}⦄⟩":
-                depth = max(0, depth - 1)
-            elif token.text == ":=" and depth == 0:
-                statement = source[keyword.start : token.start + 2].rstrip() + " by"
-                return source[: keyword.start], statement
-            elif token.kind == "ident" and token.name in ("theorem", "lemma", "def", "where"):
-                break
-        raise DojoLocationError(f"theorem {full_name} has no `:=` LeanDojo could replace the proof after")
+        if declaration.signature_end < 0:
+            raise DojoLocationError(f"theorem {full_name} has no `:=` LeanDojo could replace the proof after")
+        keyword = _KEYWORD.search(scan, declaration.start)
+        start = keyword.start() if keyword is not None else declaration.start
+        return source[:start], source[start : declaration.signature_end] + " by"
     raise DojoLocationError(f"no theorem named {full_name} in the file")
+
+
+_KEYWORD = re.compile(r"\b(?:theorem|lemma)\b")
 
 
 def _git_head(directory: Path) -> str | None:
@@ -251,14 +291,16 @@ def theorem_from_location(
     *,
     source_roots: Sequence[Path] | None = None,
     cache_dir: Path | None = None,
-) -> Theorem:
-    """The `Theorem` at `location`, its statement and header read from the repository's file.
+) -> Problem:
+    """The `Problem` at `location`, its statement and header read from the repository's file.
 
     The file is found with `find_source` (default roots: the repository's `data/` folder filled by
     `prover setup`). `statement`, when given, must be the file's statement up to whitespace; when the
     file is nowhere on this machine it is used as given (with an empty header: the dojo backend's
     `verify` reads the header from the traced repository anyway). Raises `MissingDependency` when
     neither is available and `DojoLocationError` for a statement that is malformed or does not match.
+    The problem carries no location (the caller has it and gives it to `DojoLeanEnv(locate=...)`);
+    its `upstream` names the repository, commit and file.
     """
     if statement is not None:
         statement = statement.strip()
@@ -276,13 +318,17 @@ def theorem_from_location(
                 "Run `prover setup` (it checks out lean-dojo-mew into data/), trace the repository with "
                 "LeanDojo, or pass the statement with --statement.",
             )
-        return Theorem(name=location.full_name, header="", formal_statement=statement, location=location)
+        return Problem(name=location.full_name, header="", formal_statement=statement, upstream=_upstream(location))
     header, found = locate_theorem(source.read_text(encoding="utf-8"), location.full_name)
     if statement is not None and normalize_statement(statement) != normalize_statement(found):
         raise DojoLocationError(
             f"the statement given differs from the one in {location.file_path}: {normalize_statement(found)[:200]}"
         )
-    return Theorem(name=location.full_name, header=header, formal_statement=found, location=location)
+    return Problem(name=location.full_name, header=header, formal_statement=found, upstream=_upstream(location))
+
+
+def _upstream(location: DojoLocation) -> str:
+    return f"{location.repo_url}@{location.commit}:{location.file_path}"
 
 
 # --- Lean's command-line output ------------------------------------------------------------------
@@ -329,6 +375,24 @@ def parse_lean_output(output: str) -> list[LeanMessage]:
             current["lines"].append(raw)
     flush()
     return messages
+
+
+_SORRY = re.compile(r"(?<![\w.'!?])sorry(?![\w'!?])")
+
+
+def _holes(text: str) -> list[Hole]:
+    """The `sorry`s of `text` outside comments and strings, as holes without goals or states."""
+    holes: list[Hole] = []
+    for match in _SORRY.finditer(lean_syntax.mask(text)):
+        start = _position(text, match.start())
+        end = _position(text, match.end())
+        holes.append(Hole(index=len(holes), goal="", state=ProofState.from_goals([]), start=start, end=end))
+    return holes
+
+
+def _position(text: str, index: int) -> Position:
+    line_start = text.rfind("\n", 0, index) + 1
+    return Position(text.count("\n", 0, index) + 1, index - line_start)
 
 
 # --- processes -------------------------------------------------------------------------------------
@@ -455,7 +519,7 @@ class DojoSession:
     hundreds of sessions from queueing on (and starving) the event loop's shared default executor.
     """
 
-    def __init__(self, env: DojoLeanEnv, theorem: Theorem, location: DojoLocation) -> None:
+    def __init__(self, env: DojoLeanEnv, theorem: Problem, location: DojoLocation) -> None:
         self._env = env
         self._theorem = theorem
         self._location = location
@@ -469,7 +533,7 @@ class DojoSession:
         self._closed = False
 
     @property
-    def theorem(self) -> Theorem:
+    def theorem(self) -> Problem:
         return self._theorem
 
     @property
@@ -646,7 +710,19 @@ class DojoSession:
 
 
 class DojoLeanEnv:
-    """The LeanDojo backend (a `LeanEnv`) for theorems whose `location` is a `DojoLocation`.
+    """The LeanDojo backend (a `LeanEnv`) for problems that live in a LeanDojo-traced repository.
+
+    `locate` says where each problem lives: a function of the problem, or a mapping from problem
+    name to `DojoLocation` (e.g. built by the miniF2F loader for lean-dojo-mew). A problem it does
+    not know cannot be opened or verified (`BackendStartError`). `check_in` is the repository
+    `check` runs Lean in; when None, the first location of a `locate` mapping.
+
+    What is a value and what raises: a statement the guard refuses is an `InvalidStatement`.
+    LeanDojo's `DojoInitError` stays a `BackendStartError`: it does not say whether the statement
+    or the installation is at fault (a theorem of a traced repository elaborated when it was
+    traced, so a failure to open it usually means a broken trace, a missing build or a wrong
+    toolchain). Sessions on holes are not available (`HoleUnavailable`): LeanDojo opens only the
+    theorems of a traced file, not an arbitrary `sorry` of a checked text.
 
     `dojo_factory` and `traced_repo` replace how a `Dojo` is built and where a traced repository
     lies (tests use them to stand in for LeanDojo's `Dojo`; everything else is LeanDojo's own).
@@ -656,34 +732,66 @@ class DojoLeanEnv:
         self,
         config: DojoConfig,
         *,
+        locate: DojoLocator | None = None,
+        check_in: DojoLocation | None = None,
         dojo_factory: DojoFactory | None = None,
         traced_repo: Callable[[DojoLocation], Path] | None = None,
     ) -> None:
         self.config = config
+        self._locate = locate
+        self._check_in = check_in
         self._dojo_factory = dojo_factory or _real_dojo_factory(config)
         self._traced_repo = traced_repo or _real_traced_repo(config)
         self._sessions: set[DojoSession] = set()
         self._lean_dojo_classes: _LeanDojoClasses | None = None
         self._closed = False
 
+    @property
+    def syntax(self) -> LeanSyntax:
+        """Lean 4's syntax rules (`lean_env.lean_syntax.LEAN`)."""
+        return LEAN
+
     def _classes(self) -> _LeanDojoClasses:
         if self._lean_dojo_classes is None:
             self._lean_dojo_classes = _LeanDojoClasses(import_lean_dojo(self.config))
         return self._lean_dojo_classes
 
-    @staticmethod
-    def _location(theorem: Theorem) -> DojoLocation:
-        if not isinstance(theorem.location, DojoLocation):
-            raise BackendStartError(
-                f"theorem {theorem.name} has no LeanDojo location (repository, commit, file, full name); "
-                "the dojo backend can only open theorems of a traced repository"
-            )
-        return theorem.location
+    def location(self, problem: Problem) -> DojoLocation | None:
+        """Where `problem` lives according to `locate`, or None when it is unknown."""
+        locate = self._locate
+        if locate is None:
+            return None
+        if isinstance(locate, Mapping):
+            return locate.get(problem.name)
+        return locate(problem)
 
-    async def start(self, theorem: Theorem) -> DojoSession:
-        """Open a `Dojo` on `theorem`; raises `BackendStartError` when LeanDojo cannot."""
-        location = self._location(theorem)
-        session = DojoSession(self, theorem, location)
+    def _location(self, problem: Problem) -> DojoLocation:
+        location = self.location(problem)
+        if location is None:
+            raise BackendStartError(
+                f"theorem {problem.name} has no LeanDojo location (repository, commit, file, full name); "
+                "the dojo backend can only open theorems of a traced repository: build it with "
+                "`DojoLeanEnv(config, locate={name: DojoLocation(...)})`"
+            )
+        return location
+
+    async def start(self, problem: Problem, *, hole: Hole | None = None) -> DojoSession | InvalidStatement:
+        """Open a `Dojo` on `problem`.
+
+        Returns `InvalidStatement` when the guard refuses the statement. Raises `HoleUnavailable`
+        for `hole` (LeanDojo cannot open a session on a `sorry` of a checked text) and
+        `BackendStartError` when the problem has no location or LeanDojo cannot start.
+        """
+        if hole is not None:
+            raise HoleUnavailable(
+                f"the dojo backend cannot open a session on hole {hole.index} of {problem.name}: LeanDojo opens only "
+                "theorems of a traced repository; use the REPL backend for holes"
+            )
+        refused = check_statement_text(problem.formal_statement)
+        if refused is not None:
+            return InvalidStatement(problem.name, f"the statement of {problem.name} was refused: {refused}")
+        location = self._location(problem)
+        session = DojoSession(self, problem, location)
         self._sessions.add(session)
         try:
             await session.open()
@@ -692,30 +800,64 @@ class DojoLeanEnv:
             raise
         return session
 
-    async def verify(self, theorem: Theorem, proof: str, timeout: float) -> VerifyResult:
+    async def check(self, text: str, timeout: float, *, header: str | None = None) -> CheckResult:
+        """Run `lake env lean` on `text` in a temporary file inside the traced repository (`check_in`).
+
+        Messages come from Lean's command line, positioned in `text`. Holes are the `sorry`s of
+        `text` outside comments and strings, in order, with their spans; Lean's command line prints
+        no goal for them, so `goal` is empty and `state` has no goals and no handle (sessions on holes
+        are `HoleUnavailable` here). `header` is accepted for the protocol and unused: every check
+        elaborates the whole text. A run past `timeout` is an error message in the result.
+        """
+        location = self._check_in
+        if location is None and isinstance(self._locate, Mapping):
+            location = next(iter(self._locate.values()), None)
+        if location is None:
+            raise BackendStartError(
+                "the dojo backend checks texts inside a traced repository: pass "
+                "`DojoLeanEnv(config, check_in=DojoLocation(...))` or a `locate` mapping"
+            )
+        started = time.monotonic()
+        repo_dir = await self._repo_dir(location)
+        output, returncode = await self._run_lean(repo_dir, repo_dir, text, timeout)
+        seconds = time.monotonic() - started
+        holes = tuple(_holes(text))
+        if returncode is None:
+            message = LeanMessage(Severity.ERROR, f"Lean did not finish checking the text within {timeout:g} s")
+            return CheckResult(text, (message,), holes, seconds=seconds)
+        messages = parse_lean_output(output)
+        if returncode != 0 and not any(message.is_error for message in messages):
+            tail = output.strip()[-1000:] or "no output"
+            messages.append(LeanMessage(Severity.ERROR, f"lean exited with status {returncode}: {tail}"))
+        return CheckResult(text, tuple(messages), holes, seconds=seconds)
+
+    async def _repo_dir(self, location: DojoLocation) -> Path:
+        try:
+            return await asyncio.to_thread(self._traced_repo, location)
+        except MissingDependency:
+            raise
+        except Exception as error:
+            raise BackendStartError(f"LeanDojo has no traced copy of {location.repo_url}: {error}") from error
+
+    async def verify(self, theorem: Problem, proof: str, timeout: float) -> VerifyResult:
         """Check header + statement + `proof` + `#print axioms` with `lake env lean` in the traced repository.
 
         The header is the traced file's text before the theorem, and the statement must be the file's
         (up to whitespace). Judged by `lean_env.verification.judge`; raises `LeanEnvError` only when
-        the backend itself fails (no traced repository, no `lake`).
+        the backend itself fails (no location, no traced repository, no `lake`).
         """
         rejected = precheck(theorem, proof)
         if rejected is not None:
             return rejected
         location = self._location(theorem)
         started = time.monotonic()
-        try:
-            repo_dir = await asyncio.to_thread(self._traced_repo, location)
-        except MissingDependency:
-            raise
-        except Exception as error:
-            raise BackendStartError(f"LeanDojo has no traced copy of {location.repo_url}: {error}") from error
+        repo_dir = await self._repo_dir(location)
         source = repo_dir / location.file_path
         try:
             header, file_statement = locate_theorem(source.read_text(encoding="utf-8"), location.full_name)
         except (OSError, DojoLocationError) as error:
             raise BackendStartError(f"cannot read {location.full_name} from {source}: {error}") from error
-        checked = Theorem(name=theorem.name, header=header, formal_statement=theorem.formal_statement)
+        checked = Problem(name=theorem.name, header=header, formal_statement=theorem.formal_statement)
         text = build_check_file(checked, proof)
         if normalize_statement(file_statement) != normalize_statement(theorem.formal_statement):
             return VerifyResult(

@@ -36,6 +36,14 @@ class PoolExhausted(LeanEnvError):
     """No worker became free within the acquire timeout: back-pressure, retry later."""
 
 
+class HoleUnavailable(LeanEnvError):
+    """`LeanEnv.start(problem, hole=...)` cannot open a session on that hole with this backend.
+
+    Raised when the hole does not come from this backend's `check`, or the backend cannot open
+    sessions on holes at all (LeanDojo opens only the theorems of a traced repository).
+    """
+
+
 class MissingDependency(Exception):
     """Something the user must install is absent (Lean, the REPL, a model, an extra).
 

@@ -28,6 +28,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from lean_env.lean_syntax import BRACKETS
+
 ALLOWED_OPTIONS: frozenset[str] = frozenset(
     {
         "maxHeartbeats",
@@ -215,7 +217,8 @@ _HASH_COMMANDS: tuple[str, ...] = (
     "#widget",
 )
 
-_OPENING = {"(": ")", "[": "]", "{": "}", "⦃": "⦄", "⟨": "⟩", "⟪": "⟫", "‹": "›"}
+# The bracket set of `lean_env.lean_syntax`, so the guard and the parser agree on where `:=` ends a signature.
+_OPENING = BRACKETS
 _CLOSING = frozenset(_OPENING.values())
 
 # Look-alike letters (Cyrillic, Greek, Latin extensions) mapped to the ASCII letter they imitate.

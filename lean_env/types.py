@@ -8,7 +8,7 @@ equality or hashing.
 
 from __future__ import annotations
 
-import re
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -16,47 +16,68 @@ from typing import Any
 _GOAL_SEPARATOR = "\n\n"
 
 
-@dataclass(frozen=True, slots=True)
-class DojoLocation:
-    """Where a theorem lives in a LeanDojo-traced repository (used only by the `dojo` backend)."""
+class Language(StrEnum):
+    """The proof assistant a problem is stated in; each has its own backend and syntax module."""
 
-    repo_url: str
-    commit: str
-    file_path: str
-    full_name: str
+    LEAN4 = "lean4"
+    ISABELLE = "isabelle"
 
 
 @dataclass(frozen=True, slots=True)
-class Theorem:
-    """A theorem to prove.
+class Problem:
+    """A problem to prove: a formal statement in a named language, with where it comes from.
 
-    `header` is the file text before the statement (imports, `set_option`, `open` lines);
-    `formal_statement` runs from `theorem <name>` up to and including the final `:= by`.
-    `header + formal_statement + " sorry"` is a complete Lean file.
+    `header` is the text a file needs before the statement (Lean: imports, `set_option`, `open`
+    lines; Isabelle: the `theory ... imports ... begin` lines). `formal_statement` is the statement
+    without its proof as the dataset writes it (Lean: `theorem name ... := by`; Isabelle:
+    `theorem name: "..."`). How a proof is put after it is the language backend's business
+    (`lean_env.lean_syntax`), never this type's. `informal_statement` (LaTeX) and
+    `informal_proof` are optional and only read by the informal-to-formal pipeline.
+    `split` / `category` / `source` / `upstream` say where the problem comes from: the split
+    (`valid`, `test`, or empty), a family name (`mathd_algebra`, ...), where it was read
+    (`<file>:<line>`) and where it comes from originally (`owner/repo@commit:path`).
     """
 
     name: str
     header: str
     formal_statement: str
-    location: DojoLocation | None = None
+    language: Language = Language.LEAN4
+    informal_statement: str | None = None
+    informal_proof: str | None = None
+    split: str = ""
+    category: str = ""
+    source: str = ""
+    upstream: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():
-            raise ValueError("Theorem.name: must be a non-empty string")
+            raise ValueError("Problem.name: must be a non-empty string")
         if not self.formal_statement.strip():
-            raise ValueError(f"Theorem.formal_statement of {self.name!r}: must not be empty")
+            raise ValueError(f"Problem.formal_statement of {self.name!r}: must not be empty")
+        try:
+            object.__setattr__(self, "language", Language(self.language))
+        except ValueError:
+            choices = ", ".join(language.value for language in Language)
+            raise ValueError(
+                f"Problem.language of {self.name!r}: must be one of {choices}, got {self.language!r}"
+            ) from None
 
     @property
-    def statement_without_by(self) -> str:
-        """The statement with its trailing `:= by` (or `:=`) removed, e.g. for `theorem ... := <term>`."""
-        return re.sub(r":=\s*(by)?\s*$", "", self.formal_statement.rstrip()).rstrip()
+    def statement_hash(self) -> str:
+        """A stable hash of what is being proved: language, header and formal statement.
 
-    def file_text(self, proof: str) -> str:
-        """The whole Lean file for `proof`, a tactic block as rendered by the search (starts with `by`).
-
-        `proof` is placed after `:=`, so the statement text stays byte-identical to the one asked for.
+        Resume compares it with the recorded one, so a problem whose statement changed is run again.
+        Whitespace is kept: it can matter to Lean (indentation) and hashing it costs nothing.
         """
-        return f"{self.header}{self.statement_without_by} := {proof}\n"
+        digest = hashlib.sha256()
+        for part in (self.language.value, self.header, self.formal_statement):
+            digest.update(part.encode("utf-8"))
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+
+Theorem = Problem
+"""The former name of `Problem` (a Lean theorem to prove), kept so call sites need not all change at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,3 +213,69 @@ class VerifyResult:
     def __post_init__(self) -> None:
         if self.status is not VerifyStatus.VALID and not self.reason:
             raise ValueError("VerifyResult.reason: a rejection must say why")
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidStatement:
+    """A problem's statement (or header) does not elaborate: a value, not an infrastructure failure.
+
+    `LeanEnv.start` returns it instead of a session; the search reports it as
+    `invalid_statement`, the evaluation records and summarises it, never retries it and never
+    counts it toward the rule that stops a run after repeated infrastructure errors.
+    `message` is Lean's own text (or the guard's reason when the text was refused before Lean).
+    """
+
+    problem_name: str
+    message: str
+
+    def __post_init__(self) -> None:
+        if not self.message:
+            raise ValueError("InvalidStatement.message: must say what is wrong with the statement")
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A place in a checked text as Lean reports it: 1-based line, 0-based column in code points."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hole:
+    """One `sorry` (Lean) or gap in a checked text, with the goal it leaves and where it is.
+
+    `state` is the goal as a proof state; its `handle` is the backend's way to open a session on
+    this hole (`LeanEnv.start(problem, hole=...)`), so every hole of a file can be worked on, not
+    only the last. `start`/`end` delimit the hole's own text (`sorry`) so the language backend can
+    splice a proof in its place. `index` is the hole's position among the file's holes, in order.
+    """
+
+    index: int
+    goal: str
+    state: ProofState
+    start: Position
+    end: Position
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What the backend reported about a whole text: Lean's messages and the text's holes.
+
+    `ok` means no error message; holes (and their `declaration uses 'sorry'` warnings) do not count
+    as errors here, since checking a sketch with holes is the point. `text` is what was checked,
+    header included.
+    """
+
+    text: str
+    messages: tuple[LeanMessage, ...]
+    holes: tuple[Hole, ...]
+    seconds: float = 0.0
+
+    @property
+    def errors(self) -> tuple[LeanMessage, ...]:
+        return tuple(message for message in self.messages if message.is_error)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors

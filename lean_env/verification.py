@@ -15,8 +15,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from lean_env import lean_syntax
 from lean_env.guard import check_proof_text
-from lean_env.types import STANDARD_AXIOMS, LeanMessage, Theorem, VerifyResult, VerifyStatus
+from lean_env.lean_syntax import LEAN, statement_head
+from lean_env.types import STANDARD_AXIOMS, LeanMessage, Problem, VerifyResult, VerifyStatus
 
 # Lean's answer to `#print axioms n`: "'n' depends on axioms: [a, b]" or "'n' does not depend on any
 # axioms". The name may itself contain `'`, hence the lazy match anchored on the text that follows.
@@ -27,29 +29,26 @@ _SORRY_WARNING = re.compile(r"declaration uses ['`]sorry['`]")
 _WHITESPACE = re.compile(r"\s+")
 
 
-def declaration_name(theorem: Theorem) -> str:
+def declaration_name(theorem: Problem) -> str:
     """The name `#print axioms` must be asked about: the one in the statement, not the record's label."""
-    match = re.match(
-        r"\s*(?:@\[[^\]]*\]\s*)?(?:private\s+|protected\s+)?(?:theorem|lemma|example)\s+([^\s(:{\[]+)",
-        theorem.formal_statement,
-    )
-    if match is None:
-        raise ValueError(f"Theorem {theorem.name!r}: formal_statement does not start with `theorem <name>`")
-    return match.group(1)
+    try:
+        return lean_syntax.declaration_name(theorem.formal_statement)
+    except ValueError:
+        raise ValueError(f"Theorem {theorem.name!r}: formal_statement does not start with `theorem <name>`") from None
 
 
-def build_check_file(theorem: Theorem, proof: str) -> str:
-    """The text Lean re-checks: header, the unchanged statement, the proof, and `#print axioms`."""
-    return theorem.file_text(proof) + f"\n#print axioms {declaration_name(theorem)}\n"
+def build_check_file(theorem: Problem, proof: str) -> str:
+    """The text Lean re-checks: `LEAN.proof_file` (header, unchanged statement, proof) and `#print axioms`."""
+    return LEAN.proof_file(theorem, proof) + f"\n#print axioms {declaration_name(theorem)}\n"
 
 
 def normalize_statement(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
-def statement_unchanged(theorem: Theorem, checked_text: str) -> bool:
+def statement_unchanged(theorem: Problem, checked_text: str) -> bool:
     """Whether `checked_text` starts with the header and the statement exactly as asked for."""
-    expected = normalize_statement(theorem.header + theorem.statement_without_by + " :=")
+    expected = normalize_statement(theorem.header + statement_head(theorem.formal_statement) + " :=")
     return normalize_statement(checked_text).startswith(expected)
 
 
@@ -80,25 +79,25 @@ def parse_axioms(messages: Sequence[LeanMessage], name: str) -> tuple[str, ...] 
     return reports[0] if len(reports) == 1 else None
 
 
-def _proof_part(theorem: Theorem, checked_text: str) -> str | None:
+def _proof_part(theorem: Problem, checked_text: str) -> str | None:
     """The proof inside a file made by `build_check_file`, or None when the file is laid out otherwise."""
-    prefix = f"{theorem.header}{theorem.statement_without_by} := "
+    prefix = f"{theorem.header}{statement_head(theorem.formal_statement)} := "
     suffix = f"\n#print axioms {declaration_name(theorem)}\n"
     if not (checked_text.startswith(prefix) and checked_text.endswith(suffix)):
         return None
     return checked_text[len(prefix) : len(checked_text) - len(suffix)]
 
 
-def precheck(theorem: Theorem, proof: str) -> VerifyResult | None:
+def precheck(theorem: Problem, proof: str) -> VerifyResult | None:
     """The text-level checks that run before Lean: a rejection, or None when Lean should check it."""
     problem = check_proof_text(proof)
     if problem is not None:
-        return VerifyResult(VerifyStatus.GUARD_REJECTED, reason=problem, checked_text=theorem.file_text(proof))
+        return VerifyResult(VerifyStatus.GUARD_REJECTED, reason=problem, checked_text=LEAN.proof_file(theorem, proof))
     return None
 
 
 def judge(
-    theorem: Theorem,
+    theorem: Problem,
     checked_text: str,
     messages: Sequence[LeanMessage],
     seconds: float = 0.0,

@@ -5,7 +5,7 @@ this package starts nothing; processes start on first use.
 """
 
 from lean_env.repl.config import ReplConfig, default_workers
-from lean_env.repl.env import ReplLeanEnv, ReplSession, ReplStateHandle
+from lean_env.repl.env import ReplHoleHandle, ReplLeanEnv, ReplSession, ReplStateHandle
 from lean_env.repl.pool import PoolStats, ReplPool, WorkerGone
 from lean_env.repl.process import ReplProcess
 from lean_env.repl.wire import (
@@ -30,6 +30,7 @@ __all__ = [
     "ProofStatus",
     "ReplConfig",
     "ReplError",
+    "ReplHoleHandle",
     "ReplLeanEnv",
     "ReplPool",
     "ReplProcess",

@@ -1,7 +1,10 @@
 """`ReplLeanEnv`: the `LeanEnv` protocol over a pool of leanprover-community/repl processes.
 
-A session runs `statement + " sorry"` as a command in the header's environment and continues
-from the proof state of that `sorry`. Proof states live inside one process, so a session's
+A session is opened by an *opening*: a command run in a header's environment and the number of
+the `sorry` (among the ones the REPL reports for it) whose proof state the session continues from.
+For a problem's statement the opening is `statement + " sorry"` and its only `sorry`; for a hole
+of a checked text (`check`, then `start(problem, hole=...)`) it is the text after its header and
+that hole's `sorry`. Proof states live inside one process, so a session's
 states are pinned to the worker that created them (its *home*). Each state's handle records the
 tactic path from the initial state; when the home worker has been recycled, killed after a
 timeout or has crashed, the session replays that path on another worker and carries on, so a
@@ -14,6 +17,13 @@ Lean is deterministic, so the outcome is the one the home worker would have give
 
 Verification runs the part of the check file after the header (statement, proof, `#print axioms`)
 as a command on the header's environment: a fresh environment that shares only the header.
+`check` does the same for any text, with the header split off (leading `import` lines), and
+reports every `sorry` as a `Hole` whose positions refer to the whole text.
+
+A statement that does not elaborate (Lean reports an error, the REPL refuses the command or
+reports no `sorry`) or that the guard refuses is an `InvalidStatement` value. A header that does
+not elaborate stays a `BackendStartError`: it is shared by every problem of a run (a missing
+Mathlib build, a wrong toolchain), so it is the installation that is broken, not one statement.
 """
 
 from __future__ import annotations
@@ -24,19 +34,26 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from lean_env.errors import BackendCrashed, BackendStartError, BackendTimeout
+from lean_env.errors import BackendCrashed, BackendTimeout, HoleUnavailable
 from lean_env.guard import check_statement_text, check_tactic_text
+from lean_env.lean_syntax import LEAN, LeanSyntax, split_header
 from lean_env.repl.config import ReplConfig
 from lean_env.repl.pool import PoolStats, ReplPool, WorkerGone
 from lean_env.repl.process import ReplProcess
-from lean_env.repl.wire import CommandReply, ReplError, TacticReply, tactic_outcome
+from lean_env.repl.wire import ReplError, ReplSorry, TacticReply, tactic_outcome
 from lean_env.types import (
+    CheckResult,
+    Hole,
+    InvalidStatement,
+    LeanMessage,
+    Position,
+    Problem,
     Progress,
     ProofState,
+    Severity,
     TacticError,
     TacticErrorKind,
     TacticOutcome,
-    Theorem,
     VerifyResult,
     VerifyStatus,
 )
@@ -57,6 +74,40 @@ class ReplStateHandle:
     path: Path_
 
 
+@dataclass(frozen=True, slots=True)
+class ReplHoleHandle:
+    """The handle of a `Hole`'s state from `ReplLeanEnv.check`: how to open a session on that hole.
+
+    `command` is the checked text after `header`, run in the header's environment; `index` is the
+    hole's number among the `sorries` the REPL reported for it. Nothing in it is tied to a process,
+    so a session on the hole opens (and replays) on any worker of the header.
+    """
+
+    header: str
+    command: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Opening:
+    """What opens a session: run `command` in `header`'s environment, continue from sorry `index`."""
+
+    header: str
+    command: str
+    index: int
+    """Which of the reported sorries; -1 is the last (a statement's own `sorry`)."""
+    goal: str | None = None
+    """The goal the sorry must show (a hole's), or None when any goal is accepted."""
+
+
+class _OpeningRefused(Exception):
+    """Lean rejected the opening command: the statement (or hole text) is invalid. A value for `start`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class _ReplayFailed(Exception):
     """Replaying a tactic path on a fresh worker did not reach the recorded state."""
 
@@ -66,7 +117,7 @@ class _ReplayFailed(Exception):
 
 
 class ReplSession:
-    """Tactic-mode access to one theorem through the pool. Built by `ReplLeanEnv.start`.
+    """Tactic-mode access to one goal (a statement or a hole) through the pool. Built by `ReplLeanEnv.start`.
 
     `run_tactic` may be called concurrently; requests on the home worker run one after another,
     and while it is busy a request may run on an idle guest worker (see the module docstring).
@@ -74,11 +125,13 @@ class ReplSession:
     only after `config.crash_retries` fresh workers crashed on the same request.
     """
 
-    def __init__(self, env: ReplLeanEnv, theorem: Theorem) -> None:
+    def __init__(self, env: ReplLeanEnv, theorem: Problem, opening: _Opening | None = None) -> None:
         self._env = env
         self._pool = env.pool
         self._config = env.config
         self._theorem = theorem
+        self._opening = opening or _Opening(theorem.header, theorem.formal_statement + " sorry", -1)
+        self._header = self._opening.header
         self._id = next(_session_ids)
         self._home: ReplProcess | None = None
         self._ids: dict[Path_, int] = {}
@@ -88,7 +141,7 @@ class ReplSession:
         self._closed = False
 
     @property
-    def theorem(self) -> Theorem:
+    def theorem(self) -> Problem:
         return self._theorem
 
     @property
@@ -103,10 +156,14 @@ class ReplSession:
         return self._home
 
     async def open(self) -> None:
-        """Open the theorem on some worker; raises `BackendStartError` if the statement does not elaborate."""
+        """Open the session on some worker.
+
+        Raises `_OpeningRefused` when Lean rejects the opening (the caller turns it into an
+        `InvalidStatement`), `LeanEnvError` when the backend fails.
+        """
         crashes = 0
         while True:
-            worker = await self._pool.acquire(self._theorem.header)
+            worker = await self._pool.acquire(self._header)
             try:
                 proof_state, goal = await self._open_on(worker)
                 break
@@ -183,7 +240,7 @@ class ReplSession:
         Waits only for the home (its queue, first come first served); a worker that turns idle
         meanwhile is taken only through `try_acquire`, which leaves it to anyone waiting in the pool.
         """
-        header = self._theorem.header
+        header = self._header
         while True:
             home = self._home
             usable = home is not None and home.alive and not home.retiring
@@ -231,7 +288,7 @@ class ReplSession:
         return self._ids if worker is self._home else self._guests.get(worker)
 
     async def _acquire_home(self) -> ReplProcess:
-        header = self._theorem.header
+        header = self._header
         while True:
             home = self._home
             if home is not None and home.alive and not home.retiring:
@@ -267,7 +324,11 @@ class ReplSession:
         while known > 0 and path[:known] not in ids:
             known -= 1
         if known == 0 and () not in ids:
-            proof_state, goal = await self._open_on(worker)
+            try:
+                proof_state, goal = await self._open_on(worker)
+            except _OpeningRefused as refused:
+                # It opened before, and Lean is deterministic: this worker is not the Lean that did.
+                raise BackendCrashed(f"replaying {self._theorem.name}: {refused.message}") from None
             if self._initial is not None and ProofState.from_goals([goal]) != self._initial:
                 raise BackendCrashed(f"replaying {self._theorem.name}: the statement now opens a different goal")
             ids[()] = proof_state
@@ -289,20 +350,54 @@ class ReplSession:
         return current
 
     async def _open_on(self, worker: ReplProcess) -> tuple[int, str]:
-        reply = await worker.command(
-            self._theorem.formal_statement + " sorry", env=worker.header_env, timeout=self._config.command_timeout_s
-        )
+        """Run the opening on `worker`: (proof state id, goal) of its sorry, or `_OpeningRefused`."""
+        opening = self._opening
+        reply = await worker.command(opening.command, env=worker.header_env, timeout=self._config.command_timeout_s)
         name = self._theorem.name
+        what = "the statement" if opening.index < 0 else f"hole {opening.index} of the checked text"
         if isinstance(reply, ReplError):
-            raise BackendStartError(f"the REPL refused the statement of {name}: {reply.message}")
-        assert isinstance(reply, CommandReply)
-        if reply.errors:
+            if reply.is_unknown_environment:
+                raise BackendCrashed(f"the REPL lost the header environment opening {name}: {reply.message}")
+            raise _OpeningRefused(f"the REPL refused {what} of {name}: {reply.message}")
+        if reply.errors and opening.index < 0:
             text = "; ".join(m.text for m in reply.errors)
-            raise BackendStartError(f"the statement of {name} does not elaborate: {text[:2000]}")
+            raise _OpeningRefused(f"{what} of {name} does not elaborate: {text[:2000]}")
         if not reply.sorries:
-            raise BackendStartError(f"the statement of {name} opened no proof state (no `sorry` reported)")
-        last = reply.sorries[-1]
-        return last.proof_state, last.goal
+            raise _OpeningRefused(f"{what} of {name} opened no proof state (no `sorry` reported)")
+        if opening.index >= len(reply.sorries):
+            raise _OpeningRefused(f"{what} of {name}: Lean reported only {len(reply.sorries)} sorries")
+        chosen = reply.sorries[opening.index]
+        if opening.goal is not None and ProofState.from_goals([chosen.goal]) != ProofState.from_goals([opening.goal]):
+            raise _OpeningRefused(f"{what} of {name} now shows another goal than the checked one")
+        return chosen.proof_state, chosen.goal
+
+
+class _Shift:
+    """Moves REPL positions of a command (the text after `header`) to positions in the whole text."""
+
+    def __init__(self, header: str) -> None:
+        self.lines = header.count("\n")
+        # A header that does not end at a line break leaves the body's first line indented by its last line.
+        self.first_column = len(header) - (header.rfind("\n") + 1)
+
+    def position(self, line: int, column: int) -> Position:
+        if line <= 0:
+            return Position(0, 0)
+        return Position(line + self.lines, column + (self.first_column if line == 1 else 0))
+
+    def message(self, message: LeanMessage) -> LeanMessage:
+        where = self.position(message.line, message.column)
+        return LeanMessage(message.severity, message.text, line=where.line, column=where.column)
+
+    def hole(self, index: int, sorry: ReplSorry, header: str, body: str) -> Hole:
+        handle = ReplHoleHandle(header=header, command=body, index=index)
+        return Hole(
+            index=index,
+            goal=sorry.goal,
+            state=ProofState.from_goals([sorry.goal], handle=handle),
+            start=self.position(sorry.line, sorry.column),
+            end=self.position(sorry.end_line, sorry.end_column),
+        )
 
 
 class ReplLeanEnv:
@@ -316,17 +411,86 @@ class ReplLeanEnv:
         self.config = config
         self.pool = pool if pool is not None else ReplPool(config)
 
-    async def start(self, theorem: Theorem) -> ReplSession:
-        """Open `theorem`; raises `BackendStartError` if its statement is refused or does not elaborate."""
-        problem = check_statement_text(theorem.formal_statement)
-        if problem is not None:
-            raise BackendStartError(f"the statement of {theorem.name} was refused: {problem}")
-        session = ReplSession(self, theorem)
-        await session.open()
+    @property
+    def syntax(self) -> LeanSyntax:
+        """Lean 4's syntax rules (`lean_env.lean_syntax.LEAN`)."""
+        return LEAN
+
+    async def start(self, problem: Problem, *, hole: Hole | None = None) -> ReplSession | InvalidStatement:
+        """Open `problem`'s statement, or, with `hole`, a hole `check` reported (of a text about `problem`).
+
+        Returns `InvalidStatement` (with Lean's message, or the guard's reason) when the statement
+        is refused, does not elaborate, or opens no proof state; a hole that no longer opens the
+        same goal is one too. Raises `LeanEnvError` when the backend fails: a header that does not
+        elaborate (`BackendStartError`), crashes, a full pool. `HoleUnavailable` when `hole` does
+        not come from this backend's `check`.
+        """
+        if hole is None:
+            refused = check_statement_text(problem.formal_statement)
+            if refused is not None:
+                return InvalidStatement(problem.name, f"the statement of {problem.name} was refused: {refused}")
+            session = ReplSession(self, problem)
+        else:
+            handle = hole.state.handle
+            if not isinstance(handle, ReplHoleHandle):
+                raise HoleUnavailable(
+                    f"hole {hole.index} of {problem.name} does not come from the REPL backend's `check`; "
+                    "check the text with this backend first"
+                )
+            opening = _Opening(handle.header, handle.command, handle.index, goal=hole.goal)
+            session = ReplSession(self, problem, opening)
+        try:
+            await session.open()
+        except _OpeningRefused as refused:
+            return InvalidStatement(problem.name, refused.message)
         return session
 
-    async def verify(self, theorem: Theorem, proof: str, timeout: float) -> VerifyResult:
-        """Re-check `theorem.file_text(proof)` in a fresh environment derived from the header.
+    async def check(self, text: str, timeout: float, *, header: str | None = None) -> CheckResult:
+        """Elaborate `text` and report Lean's messages and every `sorry` as a `Hole`, in order.
+
+        The header (`header`, which must be a prefix of `text`, or when None the leading `import`
+        lines) is elaborated once per worker and shared; the rest runs as one command on it.
+        Positions (messages and holes) refer to `text` itself. Each hole's state can open a
+        session (`start(problem, hole=...)`). Running past `timeout` gives an error message in the
+        result (the worker is replaced); a crash is retried, then raises `BackendCrashed`.
+        """
+        if header is None:
+            header, body = split_header(text)
+        elif not text.startswith(header):
+            raise ValueError("ReplLeanEnv.check: `header` must be the beginning of `text`")
+        else:
+            body = text[len(header) :]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        shift = _Shift(header)
+        crashes = 0
+        while True:
+            worker = await self.pool.acquire(header)
+            try:
+                reply = await worker.command(body, env=worker.header_env, timeout=timeout)
+                break
+            except BackendTimeout:
+                message = LeanMessage(Severity.ERROR, f"Lean did not finish checking the text within {timeout:g} s")
+                return CheckResult(text, (message,), (), seconds=loop.time() - started)
+            except BackendCrashed as error:
+                crashes += 1
+                if crashes > self.config.crash_retries:
+                    raise
+                logger.warning("Lean REPL crashed checking a text; retrying: %s", error)
+            finally:
+                self.pool.release(worker)
+        seconds = loop.time() - started
+        if isinstance(reply, ReplError):
+            if reply.is_unknown_environment:
+                raise BackendCrashed(f"the REPL lost the header environment: {reply.message}")
+            refused = LeanMessage(Severity.ERROR, reply.message)
+            return CheckResult(text, (refused,), (), seconds=seconds)
+        messages = tuple(shift.message(m) for m in reply.messages)
+        holes = tuple(shift.hole(index, sorry, header, body) for index, sorry in enumerate(reply.sorries))
+        return CheckResult(text, messages, holes, seconds=seconds)
+
+    async def verify(self, theorem: Problem, proof: str, timeout: float) -> VerifyResult:
+        """Re-check `LEAN.proof_file(theorem, proof)` in a fresh environment derived from the header.
 
         Never raises for a bad proof (a timeout is `VerifyStatus.TIMEOUT`); raises `BackendCrashed`
         when `config.crash_retries + 1` workers crashed on it.

@@ -50,12 +50,18 @@ class ReplProtocolError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ReplSorry:
-    """A `sorry` in a command or tactic, with the proof state it opens (`sorries` entries)."""
+    """A `sorry` in a command or tactic, with the proof state it opens (`sorries` entries).
+
+    `line`/`column` is the REPL's `pos` and `end_line`/`end_column` its `endPos` (the span of the
+    `sorry` text); all 0 when the REPL gave none (sorries of a tactic reply carry no position).
+    """
 
     proof_state: int
     goal: str
     line: int = 0
     column: int = 0
+    end_line: int = 0
+    end_column: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,12 +315,15 @@ def _sorries(value: Mapping[str, Any]) -> tuple[ReplSorry, ...]:
     out = []
     for item in _list(value, "sorries"):
         line, column = _pos(item.get("pos"))
+        end_line, end_column = _pos(item.get("endPos"))
         out.append(
             ReplSorry(
                 proof_state=_int(item["proofState"], "proofState"),
                 goal=_str(item["goal"], "goal"),
                 line=line,
                 column=column,
+                end_line=end_line,
+                end_column=end_column,
             )
         )
     return tuple(out)

@@ -6,6 +6,7 @@ Everything here skips, with the reason, when the real thing is absent: `lake` (i
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Callable
@@ -16,7 +17,7 @@ import pytest
 
 from lean_env.errors import MissingDependency
 from lean_env.protocol import LeanEnv
-from lean_env.types import DojoLocation, Theorem
+from lean_env.types import Theorem
 
 TINY_PROJECT = Path(__file__).resolve().parents[1] / "lean_project"
 BUILD_TIMEOUT_S = 900
@@ -94,13 +95,15 @@ class Backend:
 
 @pytest.fixture(params=["repl", "dojo"])
 async def backend(request: pytest.FixtureRequest, tiny_project: TinyProject) -> AsyncIterator[Backend]:
-    from prover.config import LeanSettings
+    from prover.config import load_settings
     from prover.statements import theorem_from_file
     from prover.wiring import build_env
 
     if request.param == "repl":
         try:
-            env = build_env(LeanSettings(backend="repl", project_dir=tiny_project.path, workers=1))
+            # As an entry point does: the REPL `prover setup` built lives under the per-user data directory.
+            overrides = {"lean": {"backend": "repl", "project_dir": tiny_project.path, "repl": {"workers": 1}}}
+            env = build_env(load_settings(environ=os.environ, overrides=overrides).lean)
         except MissingDependency as error:
             pytest.skip(f"{error.what} is not available: {error.how}")
         except ImportError as error:
@@ -112,15 +115,23 @@ async def backend(request: pytest.FixtureRequest, tiny_project: TinyProject) -> 
         backend = Backend("repl", env, make)
     else:
         cache = request.getfixturevalue("dojo_cache")
-        from lean_env.dojo import DojoConfig, DojoLeanEnv, theorem_from_location
+        from lean_env.dojo import DojoConfig, DojoLeanEnv, DojoLocation, theorem_from_location
 
+        # The backend finds each problem's place by name; `make_dojo` fills the mapping as it goes.
+        locations: dict[str, DojoLocation] = {}
         dojo_env = DojoLeanEnv(
-            DojoConfig(cache_dir=cache, timeout_s=600, lean_command=(str(tiny_project.lake), "env", "lean"))
+            DojoConfig(cache_dir=cache, timeout_s=600, lean_command=(str(tiny_project.lake), "env", "lean")),
+            locate=locations,
+            check_in=DojoLocation(
+                str(tiny_project.path), tiny_project.commit, "TinyProject/Basic.lean", "add_zero_nat"
+            ),
         )
 
         def make_dojo(file: str, name: str) -> Theorem:
             location = DojoLocation(str(tiny_project.path), tiny_project.commit, file, name)
-            return theorem_from_location(location, source_roots=[], cache_dir=cache)
+            problem = theorem_from_location(location, source_roots=[], cache_dir=cache)
+            locations[problem.name] = location
+            return problem
 
         backend = Backend("dojo", dojo_env, make_dojo)
     try:

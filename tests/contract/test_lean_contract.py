@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import pytest
 
-from lean_env.types import Progress, ProofClosed, TacticError, TacticErrorKind, VerifyStatus
+from lean_env.types import InvalidStatement, Problem, Progress, ProofClosed, TacticError, TacticErrorKind, VerifyStatus
 from tests.contract.conftest import Backend
 
 pytestmark = pytest.mark.lean
@@ -131,3 +131,55 @@ async def test_verify_rejects_an_axiom_reached_through_the_environment(backend: 
 async def test_verify_rejects_a_sorry_reached_through_the_environment(backend: Backend) -> None:
     verdict = await within(backend.env.verify(backend.theorem(CHEATS, "two_eq_three"), "by exact tiny_sorried", 120))
     assert verdict.status is VerifyStatus.SORRY
+
+
+# --- checking texts, holes, invalid statements ---------------------------------------------------------
+
+SKETCH = (
+    "theorem sketch (p q r : Prop) (hp : p) (hq : q) (hr : r) : p ∧ q ∧ r := by\n"
+    "  refine ⟨?_, ?_, ?_⟩\n"
+    "  · sorry\n"
+    "  · sorry\n"
+    "  · sorry\n"
+)
+
+
+async def test_check_reports_every_hole_with_its_goal_and_place(backend: Backend) -> None:
+    result = await within(backend.env.check(SKETCH, 300))
+    assert result.ok, result.errors
+    assert len(result.holes) == 3
+    lines = SKETCH.split("\n")
+    for index, hole in enumerate(result.holes):
+        assert hole.index == index
+        assert hole.start.line == 3 + index
+        assert lines[hole.start.line - 1][hole.start.column : hole.end.column] == "sorry"
+    if backend.name == "repl":  # LeanDojo's command line prints no goals for a sorry
+        assert [hole.goal.rsplit("⊢", 1)[-1].strip() for hole in result.holes] == ["p", "q", "r"]
+
+
+async def test_check_reports_errors(backend: Backend) -> None:
+    result = await within(backend.env.check("theorem broken : 1 = 2 := by\n  rfl\n", 300))
+    assert not result.ok and result.errors[0].line >= 1
+
+
+async def test_a_session_on_the_second_hole_closes_its_goal(backend: Backend) -> None:
+    if backend.name != "repl":
+        pytest.skip("LeanDojo cannot open a session on a hole (HoleUnavailable)")
+    result = await within(backend.env.check(SKETCH, 300))
+    problem = Problem(name="sketch", header="", formal_statement=SKETCH.split("\n", 1)[0])
+    session = await within(backend.env.start(problem, hole=result.holes[1]))
+    assert not isinstance(session, InvalidStatement), session.message if isinstance(session, InvalidStatement) else ""
+    try:
+        assert "⊢ q" in session.initial_state.pp
+        assert isinstance(await within(session.run_tactic(session.initial_state, "exact hq", 30)), ProofClosed)
+    finally:
+        await session.close()
+
+
+async def test_a_statement_that_does_not_elaborate_is_invalid_with_leans_message(backend: Backend) -> None:
+    if backend.name != "repl":
+        pytest.skip("the dojo backend opens only theorems of its traced repository")
+    problem = Problem(name="bad", header="", formal_statement="theorem bad (n : Nat) : n = undefined_thing := by")
+    invalid = await within(backend.env.start(problem))
+    assert isinstance(invalid, InvalidStatement) and invalid.problem_name == "bad"
+    assert "undefined_thing" in invalid.message

@@ -25,18 +25,23 @@ import pytest
 from lean_env.dojo import (
     DojoConfig,
     DojoLeanEnv,
+    DojoLocation,
     DojoLocationError,
     import_lean_dojo,
     locate_theorem,
     parse_lean_output,
     theorem_from_location,
 )
-from lean_env.errors import BackendCrashed, BackendStartError, MissingDependency
+from lean_env.errors import BackendCrashed, BackendStartError, HoleUnavailable, MissingDependency
+from lean_env.lean_syntax import LEAN
 from lean_env.protocol import LeanEnv, ProofSession
 from lean_env.types import (
-    DojoLocation,
+    Hole,
+    InvalidStatement,
+    Position,
     Progress,
     ProofClosed,
+    ProofState,
     Severity,
     TacticError,
     TacticErrorKind,
@@ -62,7 +67,6 @@ THEOREM = Theorem(
     name="t",
     header="import Tiny\n\n",
     formal_statement="theorem t (a b : ℕ) (h : a = b) : b = a := by",
-    location=LOCATION,
 )
 
 # pp -> tactic -> effect: ("state", pp) | ("finished",) | ("error", text) | ("sorry",) | ("timeout",) | ("crash", n)
@@ -172,6 +176,7 @@ def world() -> World:
 def env(ld: Any, world: World) -> DojoLeanEnv:
     return DojoLeanEnv(
         DojoConfig(timeout_s=5, crash_restarts=1),
+        locate={"t": LOCATION},
         dojo_factory=lambda location, timeout: ScriptedDojo(ld, world, location, timeout),
     )
 
@@ -260,13 +265,47 @@ async def test_state_of_another_session_is_refused(env: DojoLeanEnv) -> None:
 
 async def test_theorem_without_location_cannot_start(env: DojoLeanEnv) -> None:
     with pytest.raises(BackendStartError, match="no LeanDojo location"):
-        await env.start(Theorem(name="t", header="", formal_statement="theorem t : True := by"))
+        await env.start(Theorem(name="elsewhere", header="", formal_statement="theorem elsewhere : True := by"))
+
+
+async def test_locations_come_from_a_function_too(ld: Any, world: World) -> None:
+    asked: list[str] = []
+
+    def locate(problem: Theorem) -> DojoLocation:
+        asked.append(problem.name)
+        return LOCATION
+
+    env = DojoLeanEnv(
+        DojoConfig(), locate=locate, dojo_factory=lambda location, timeout: ScriptedDojo(ld, world, location, timeout)
+    )
+    session = await env.start(THEOREM)
+    assert isinstance(session, ProofSession) and session.initial_state.pp == INITIAL
+    assert asked == ["t"] and env.location(THEOREM) == LOCATION
+    await env.close()
+
+
+async def test_a_refused_statement_is_a_value_and_opens_no_dojo(env: DojoLeanEnv, world: World) -> None:
+    smuggled = Theorem(name="t", header="", formal_statement="theorem t : (sorry : Prop) := by")
+    invalid = await env.start(smuggled)
+    assert isinstance(invalid, InvalidStatement) and invalid.problem_name == "t" and "sorry" in invalid.message
+    assert world.opened == 0
+
+
+async def test_sessions_on_holes_are_unavailable(env: DojoLeanEnv) -> None:
+    hole = Hole(0, "⊢ True", ProofState.from_goals(["⊢ True"]), Position(1, 0), Position(1, 5))
+    with pytest.raises(HoleUnavailable, match="REPL backend"):
+        await env.start(THEOREM, hole=hole)
+    assert env.syntax is LEAN
 
 
 async def test_init_error_kills_lingering_processes(ld: Any, world: World) -> None:
     world.spawn_on_enter = True
     world.fail_enter = ld.DojoInitError("Unexpected EOF")
-    env = DojoLeanEnv(DojoConfig(), dojo_factory=lambda location, timeout: ScriptedDojo(ld, world, location, timeout))
+    env = DojoLeanEnv(
+        DojoConfig(),
+        locate={"t": LOCATION},
+        dojo_factory=lambda location, timeout: ScriptedDojo(ld, world, location, timeout),
+    )
     with pytest.raises(BackendStartError, match="could not start"):
         await env.start(THEOREM)
     assert len(world.spawned) >= 2
@@ -375,7 +414,7 @@ def test_theorem_from_a_checkout_under_the_data_folder(tmp_path: Path) -> None:
     theorem = theorem_from_location(location, source_roots=[tmp_path / "data"], cache_dir=tmp_path / "none")
     assert theorem.formal_statement == "theorem t (a b : ℕ) (h : a = b) :\n    b = a := by"
     assert theorem.header == locate_theorem(TRACED_FILE, "t")[0]
-    assert theorem.location == location
+    assert theorem.upstream == f"https://github.com/example/tiny@{commit[:7]}:Tiny.lean"
     same = theorem_from_location(
         location, "theorem t (a b : ℕ) (h : a = b) : b = a := by", source_roots=[tmp_path / "data"]
     )
@@ -459,6 +498,7 @@ def traced_env(tmp_path: Path, ld: Any, world: World, monkeypatch: pytest.Monkey
     monkeypatch.setenv("FAKE_LEAN_LOG", str(log))
     env = DojoLeanEnv(
         DojoConfig(lean_command=(sys.executable, str(script)), cpu_limit=2, memory_limit="3g"),
+        locate={"t": TRACED_LOCATION},
         dojo_factory=lambda location, timeout: ScriptedDojo(ld, world, location, timeout),
         traced_repo=lambda location: repo,
     )
@@ -470,7 +510,6 @@ TRACED_THEOREM = Theorem(
     name="t",
     header="",
     formal_statement="theorem t (a b : ℕ) (h : a = b) : b = a := by",
-    location=TRACED_LOCATION,
 )
 
 
@@ -499,9 +538,7 @@ async def test_verify_rejects_what_lean_or_the_guard_rejects(traced_env: tuple[D
 
 async def test_verify_rejects_a_statement_that_is_not_the_files(traced_env: tuple[DojoLeanEnv, Path]) -> None:
     env, _ = traced_env
-    changed = Theorem(
-        name="t", header="", formal_statement="theorem t (a b : ℕ) (h : a = b) : a = a := by", location=TRACED_LOCATION
-    )
+    changed = Theorem(name="t", header="", formal_statement="theorem t (a b : ℕ) (h : a = b) : a = a := by")
     verdict = await env.verify(changed, "by exact h.symm", 30)
     assert verdict.status is VerifyStatus.STATEMENT_CHANGED
 
@@ -519,7 +556,44 @@ async def test_verify_without_lake_names_what_is_missing(ld: Any, world: World, 
     (repo / "Tiny").mkdir(parents=True)
     (repo / "Tiny" / "Main.lean").write_text(TRACED_FILE, encoding="utf-8")
     env = DojoLeanEnv(
-        DojoConfig(lean_command=(str(tmp_path / "no-such-lake"), "env", "lean")), traced_repo=lambda _: repo
+        DojoConfig(lean_command=(str(tmp_path / "no-such-lake"), "env", "lean")),
+        locate={"t": TRACED_LOCATION},
+        traced_repo=lambda _: repo,
     )
     with pytest.raises(MissingDependency, match="prover setup"):
         await env.verify(TRACED_THEOREM, "by exact h.symm", 30)
+
+
+async def test_check_runs_lean_in_the_traced_repository_and_lists_the_sorries(
+    traced_env: tuple[DojoLeanEnv, Path],
+) -> None:
+    env, log = traced_env
+    text = (
+        "import Tiny.Imports\n\n"
+        "theorem t (a b : ℕ) (h : a = b) : b = a := by\n"
+        "  -- a sorry in a comment is no hole\n"
+        "  have : a = a := by sorry\n"
+        "  exact h.symm\n\n"
+        "theorem u : 1 = 1 := sorry\n"
+    )
+    result = await env.check(text, 30)
+    assert [(hole.index, hole.start, hole.end) for hole in result.holes] == [
+        (0, Position(5, 21), Position(5, 26)),
+        (1, Position(8, 21), Position(8, 26)),
+    ]
+    assert all(hole.goal == "" and hole.state.handle is None for hole in result.holes)
+    # The stand-in Lean warns on the `by sorry` line; positions are the text's own.
+    assert (result.messages[0].severity, result.messages[0].line) == (Severity.WARNING, 5)
+    assert result.ok
+    folder, _, _ = log.read_text().splitlines()[-1].split("|")
+    assert folder == "", "the file is written at the root of the traced repository"
+    with pytest.raises(HoleUnavailable):
+        await env.start(TRACED_THEOREM, hole=result.holes[0])
+    failing = await env.check("theorem v : 1 = 2 := by\n  exact h\n", 30)
+    assert not failing.ok and "type mismatch" in failing.errors[0].text and failing.holes == ()
+
+
+async def test_check_needs_a_repository(ld: Any, world: World) -> None:
+    env = DojoLeanEnv(DojoConfig(), dojo_factory=lambda location, timeout: ScriptedDojo(ld, world, location, timeout))
+    with pytest.raises(BackendStartError, match="check_in"):
+        await env.check("theorem u : 1 = 1 := sorry\n", 30)

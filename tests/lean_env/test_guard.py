@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,8 +17,7 @@ from lean_env.guard import (
     tokenize,
 )
 from tests.lean_env.cheating_corpus import CHEATS, GENUINE_PROOFS
-
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.shared_data import SHARED_DATA, needs_shared, require_shared
 
 GUARD_CHEATS = [cheat for cheat in CHEATS if cheat.kind != "judge"]
 
@@ -94,14 +92,12 @@ def test_tokenize_refuses_hidden_characters() -> None:
         tokenize("simp \u2066 ")
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "minif2f_lean4.jsonl").exists(), reason="shared miniF2F data not present")
+@needs_shared(SHARED_DATA / "minif2f_lean4.jsonl")
 @pytest.mark.parametrize(
     "file_name", ["minif2f_lean4.jsonl", "minif2f_lean4_llemma.jsonl", "minif2f_lean4_deepseek.jsonl"]
 )
 def test_every_benchmark_statement_passes_the_statement_guard(file_name: str) -> None:
-    path = SHARED_DATA / file_name
-    if not path.exists():
-        pytest.skip(f"{path} not present")
+    path = require_shared(SHARED_DATA / file_name)
     refused = []
     for line in path.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)

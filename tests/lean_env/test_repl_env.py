@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 
 from lean_env.errors import BackendCrashed, BackendStartError
+from lean_env.lean_syntax import LEAN
 from lean_env.protocol import LeanEnv, ProofSession
 from lean_env.repl import ReplConfig, ReplLeanEnv, ReplSession
 from lean_env.types import (
+    InvalidStatement,
     Progress,
     ProofClosed,
     ProofState,
@@ -20,7 +22,7 @@ from lean_env.types import (
     Theorem,
     VerifyStatus,
 )
-from search import BestFirstSearch, SearchConfig, SearchStatus, render_proof
+from search import BestFirstSearch, SearchConfig, SearchStatus
 from tests.stand_ins.fake_repl import ScriptTheorem, generator_table, linear_theorem, stand_in_config, write_script
 from tests.stand_ins.scripted import ScriptedGenerator
 
@@ -51,6 +53,7 @@ T1_SCRIPT = ScriptTheorem(
 STEPS = ["step_one", "step_two", "step_three", "step_four", "step_five"]
 T2 = Theorem(name="t2", header=HEADER, formal_statement="theorem t2 (x : ℝ) (h : 0 < x) : 0 < x ^ 2 := by")
 T2_SCRIPT = linear_theorem(T2, STEPS, dead_ends={"nlinarith": {"error": "linarith failed"}})
+render_proof = LEAN.render_tactics
 
 
 def theorem_of(script: ScriptTheorem, name: str) -> Theorem:
@@ -141,15 +144,29 @@ async def test_unsafe_tactics_never_reach_lean(script: Path) -> None:
         await env.close()
 
 
-async def test_statements_that_do_not_elaborate_or_are_refused(script: Path) -> None:
+async def test_statements_that_do_not_elaborate_or_are_refused_are_values(script: Path) -> None:
     env = make_env(script)
     try:
         unknown = Theorem(name="u", header=HEADER, formal_statement="theorem u : 1 = 2 := by")
-        with pytest.raises(BackendStartError, match="does not elaborate"):
-            await env.start(unknown)
+        invalid = await env.start(unknown)
+        assert isinstance(invalid, InvalidStatement) and invalid.problem_name == "u"
+        # Lean's own message is carried, not a summary of ours.
+        assert "does not elaborate" in invalid.message and "the script has no theorem" in invalid.message
         smuggled = Theorem(name="v", header=HEADER, formal_statement="theorem v : True := by\n  sorry")
-        with pytest.raises(BackendStartError, match="refused"):
-            await env.start(smuggled)
+        refused = await env.start(smuggled)
+        assert isinstance(refused, InvalidStatement) and "refused" in refused.message and "sorry" in refused.message
+        # The pool is fine afterwards: a good statement opens on the same worker.
+        assert isinstance(await env.start(T1), ReplSession)
+        assert env.stats().crashes == 0
+    finally:
+        await env.close()
+
+
+async def test_a_header_that_does_not_elaborate_is_an_infrastructure_failure(script: Path) -> None:
+    env = make_env(script, ("--header-error", "unknown package 'Mathlib'"))
+    try:
+        with pytest.raises(BackendStartError, match="unknown package"):
+            await env.start(T1)
     finally:
         await env.close()
 
@@ -239,7 +256,7 @@ async def test_verify_judges_the_whole_file(script: Path, tactics: list[str], st
     try:
         verdict = await env.verify(T1, render_proof(tactics), 5)
         assert verdict.status is status, verdict
-        assert verdict.checked_text == T1.file_text(render_proof(tactics)) + "\n#print axioms t1\n"
+        assert verdict.checked_text == LEAN.proof_file(T1, render_proof(tactics)) + "\n#print axioms t1\n"
         if status is VerifyStatus.VALID:
             assert verdict.axioms == ("propext", "Classical.choice", "Quot.sound")
     finally:

@@ -12,6 +12,7 @@ import pytest
 
 from lean_env.errors import BackendCrashed, BackendStartError, BackendTimeout
 from lean_env.repl import CommandReply, ReplError, ReplProcess, TacticReply, decode_reply, split_replies
+from tests.shared_data import needs_shared
 from tests.stand_ins.fake_repl import (
     DEFAULT_TRANSCRIPT_DIR,
     linear_theorem,
@@ -50,7 +51,7 @@ def gone(pid: int | None) -> bool:
     return False
 
 
-@pytest.mark.skipif(not DEFAULT_TRANSCRIPT_DIR.is_dir(), reason="REPL transcripts not found in ../shared/data")
+@needs_shared(DEFAULT_TRANSCRIPT_DIR)
 @pytest.mark.parametrize("name", ["app_type_mismatch2", "name_generator", "self_proof_check", "infotree_theorem"])
 async def test_client_reads_real_multi_line_replies(name: str) -> None:
     requests = split_requests((DEFAULT_TRANSCRIPT_DIR / f"{name}.in").read_text(encoding="utf-8"))

@@ -20,12 +20,11 @@ from lean_env.repl.wire import (
     tactic_outcome,
 )
 from lean_env.types import Progress, ProofClosed, ProofState, Severity, TacticError, TacticErrorKind
+from tests.shared_data import needs_shared
 from tests.stand_ins.fake_repl import DEFAULT_TRANSCRIPT_DIR, lean_pretty, split_requests, stand_in_command
 
 TRANSCRIPTS = DEFAULT_TRANSCRIPT_DIR
-needs_transcripts = pytest.mark.skipif(
-    not TRANSCRIPTS.is_dir(), reason=f"REPL transcripts not found at {TRANSCRIPTS} (../shared/data)"
-)
+needs_transcripts = needs_shared(TRANSCRIPTS)
 
 
 def transcript_names() -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lean_env.lean_syntax import LEAN
 from lean_env.types import LeanMessage, Severity, Theorem, VerifyStatus
 from lean_env.verification import build_check_file, declaration_name, judge, parse_axioms, precheck
 from tests.lean_env.cheating_corpus import CHEATS, HEADER, STATEMENT
@@ -81,10 +82,17 @@ def test_precheck_refuses_before_lean_and_keeps_the_text() -> None:
     verdict = precheck(THEOREM, "by\n  sorry")
     assert verdict is not None and verdict.status is VerifyStatus.GUARD_REJECTED
     assert "sorry" in verdict.reason
-    assert verdict.checked_text == THEOREM.file_text("by\n  sorry")
+    assert verdict.checked_text == LEAN.proof_file(THEOREM, "by\n  sorry")
     assert precheck(THEOREM, "by exact h.symm") is None
 
 
 def test_declaration_name_comes_from_the_statement() -> None:
     theorem = Theorem(name="label", header="", formal_statement="theorem mathd_algebra_478' (b : ℝ) : b = b := by")
     assert declaration_name(theorem) == "mathd_algebra_478'"
+    universes = Theorem(name="label", header="", formal_statement="theorem t.{u} (α : Sort u) : α = α := by")
+    assert declaration_name(universes) == "t"
+    assert build_check_file(universes, "by rfl").endswith("#print axioms t\n")
+    documented = Theorem(name="d", header="", formal_statement="/-- doc -/\ntheorem d : True := by")
+    assert declaration_name(documented) == "d"
+    with pytest.raises(ValueError, match="does not start with `theorem <name>`"):
+        declaration_name(Theorem(name="e", header="", formal_statement="example : True := by"))

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from prover.statements import MINIF2F_HEADER, StatementError, theorem_from_file, theorem_from_statement
-
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.shared_data import MINIF2F_JSONL, require_shared
 
 
 def test_statement_keeps_text_and_name() -> None:
@@ -67,12 +66,12 @@ def test_theorem_from_file_names_what_it_found(tmp_path: Path) -> None:
         theorem_from_file(tmp_path / "missing.lean", "a")
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "minif2f_lean4.jsonl").exists(), reason="../shared/data not present")
 def test_every_minif2f_statement_round_trips_through_a_file(tmp_path: Path) -> None:
     """`header + formal_statement + " sorry"` is the upstream file; reading it back gives the same theorem."""
     import json
 
-    records = [json.loads(line) for line in (SHARED_DATA / "minif2f_lean4.jsonl").open(encoding="utf-8")]
+    path = require_shared(MINIF2F_JSONL)
+    records = [json.loads(line) for line in path.open(encoding="utf-8")]
     assert len(records) == 488
     for record in records:
         source = tmp_path / f"{record['name']}.lean"

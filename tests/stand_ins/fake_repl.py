@@ -47,7 +47,10 @@ byte; a request that differs from the recorded one is answered with a `message` 
 
 Commands: a command made only of header lines (`import`, `open`, `set_option`, ...) returns a
 new environment. `STATEMENT sorry` (or `:= sorry`) returns the `sorry`'s proof state and Lean's
-"declaration uses `sorry`" warning. `STATEMENT\\n  tac1\\n  tac2` replays the tactics through the
+"declaration uses `sorry`" warning. In a tactic block, a `sorry` line (or `· sorry`) closes the
+main goal and reports it as a sorry with its own proof state, goal, `pos` and `endPos`, so a text
+with several holes reports each (in text order, across the command's declarations); `· TACTIC`
+runs TACTIC on the main goal alone and must close it. `STATEMENT\\n  tac1\\n  tac2` replays the tactics through the
 script (a tactic block indented like `search.render_proof` writes it) and reports an error for a
 failing step or unsolved goals, the `sorry` warning, and for `#print axioms NAME` an info message
 in Lean's wording: "'NAME' depends on axioms: [propext, Classical.choice, Quot.sound]" or
@@ -620,10 +623,13 @@ class FakeLean:
         sorries: list[dict[str, Any]] = []
         declared: dict[str, list[str]] = {}
         found = False
+        located = []
         for theorem in self.theorems:
             match = re.search(r"\b(?:theorem|lemma)\s+" + re.escape(theorem["name"]) + r"(?=[\s:({\[])", text)
-            if match is None:
-                continue
+            if match is not None:
+                located.append((match.start(), match, theorem))
+        # Lean elaborates declarations in text order, so sorries (and their proof states) come in that order.
+        for _, match, theorem in sorted(located, key=lambda item: item[0]):
             found = True
             self._declaration(text, match, theorem, messages, sorries, declared)
         for match in re.finditer(r"^#print axioms\s+(\S+)", text, re.MULTILINE):
@@ -654,6 +660,16 @@ class FakeLean:
         self.envs += 1
         return reply
 
+    def _sorry(self, text: str, where: int, goal: str, theorem: dict[str, Any]) -> dict[str, Any]:
+        """A `sorries` entry for the `sorry` at `where`, with a fresh proof state on `goal`."""
+        line, column = _position(text, where)
+        return {
+            "proofState": self._new_state([goal], theorem),
+            "pos": {"line": line, "column": column},
+            "goal": goal,
+            "endPos": {"line": line, "column": column + 5},
+        }
+
     def _declaration(
         self,
         text: str,
@@ -679,16 +695,7 @@ class FakeLean:
         proof = text[body_start : body_start + end.start()] if end else text[body_start:]
         if proof.strip() in ("sorry", "by sorry"):
             where = body_start + proof.index("sorry")
-            line, column = _position(text, where)
-            goal = theorem["goal"]
-            sorries.append(
-                {
-                    "proofState": self._new_state([goal], theorem),
-                    "pos": {"line": line, "column": column},
-                    "goal": goal,
-                    "endPos": {"line": line, "column": column + 5},
-                }
-            )
+            sorries.append(self._sorry(text, where, theorem["goal"], theorem))
             messages.append(_message("warning", "declaration uses `sorry`", *name_pos, name_end))
             declared[name] = ["sorryAx"]
             return
@@ -709,29 +716,55 @@ class FakeLean:
                 messages.append(_message("error", "No goals to be solved", line, column, span))
                 failed = True
                 break
-            failure = self._failure(tactic)
-            outcome = (
-                {"error": failure["message"]}
-                if failure is not None
-                else {"error": f"fake_repl: {tactic!r} fails to elaborate"}
-                if tactic in self.options.trap_on
-                else self._outcome(theorem, goals, tactic)
-            )
-            problem = outcome.get("error") or outcome.get("lean_error") or outcome.get("kernel_error")
-            if outcome.get("metavariables"):
-                problem = "don't know how to synthesize placeholder"
+            focused = tactic.startswith("· ")
+            # `· TACTICS` runs TACTICS (its first line and the lines under it) on the main goal alone,
+            # which they must close; the other goals wait.
+            steps = [t for t, _ in _split_tactic_block("\n  " + tactic[2:])] if focused else [tactic]
+            target, waiting = (goals[:1], goals[1:]) if focused else (goals, [])
+            search_from = block_start + offset
+            problem = None
+            for inner in steps:
+                if not target:
+                    problem = "No goals to be solved"
+                    break
+                if inner == "sorry":
+                    # `sorry` closes the main goal and opens a proof state on it.
+                    where = text.index("sorry", search_from)
+                    search_from = where + len("sorry")
+                    sorries.append(self._sorry(text, where, target[0], theorem))
+                    used_sorry = True
+                    target = target[1:]
+                    continue
+                failure = self._failure(inner)
+                outcome = (
+                    {"error": failure["message"]}
+                    if failure is not None
+                    else {"error": f"fake_repl: {inner!r} fails to elaborate"}
+                    if inner in self.options.trap_on
+                    else self._outcome(theorem, target, inner)
+                )
+                problem = outcome.get("error") or outcome.get("lean_error") or outcome.get("kernel_error")
+                if outcome.get("metavariables"):
+                    problem = "don't know how to synthesize placeholder"
+                if problem:
+                    break
+                if outcome.get("sorry"):
+                    used_sorry = True
+                    target = []
+                    continue
+                for extra in outcome.get("axioms", []):
+                    if extra not in axioms:
+                        axioms.append(extra)
+                target = list(outcome.get("goals", []))
             if problem:
                 messages.append(_message("error", problem, line, column, span))
                 failed = True
                 break
-            if outcome.get("sorry"):
-                used_sorry = True
-                goals = []
-                continue
-            for extra in outcome.get("axioms", []):
-                if extra not in axioms:
-                    axioms.append(extra)
-            goals = list(outcome.get("goals", []))
+            if focused and target:
+                messages.append(_message("error", "unsolved goals\n" + "\n\n".join(target), line, column))
+                failed = True
+                break
+            goals = target + waiting
         if not failed and goals:
             line, column = _position(text, block_start - 2)
             messages.append(_message("error", "unsolved goals\n" + "\n\n".join(goals), line, column))

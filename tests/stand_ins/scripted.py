@@ -6,20 +6,33 @@ state), or one of the injected failures below (`Crash`, `Hang`, `Slow`, `Unsound
 replays the rendered proof through the same graph, the way Lean re-checks a whole file, so a
 tactic marked `Unsound` closes goals step by step but is rejected by verification.
 
+A problem named in `invalid` starts as an `InvalidStatement` (a statement Lean rejects, a value);
+`start_error` makes every start raise `BackendStartError` (the backend itself is broken). `check`
+reports each `sorry` of a text as a hole whose goal is the script's initial state, and a session
+can be opened on any of those holes.
+
 `ScriptedGenerator` maps state text to ranked candidates. Both count what they were asked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from lean_env.errors import BackendCrashed, BackendStartError
+from lean_env.errors import BackendCrashed, BackendStartError, HoleUnavailable
+from lean_env.lean_syntax import LEAN, LeanSyntax, mask
 from lean_env.types import (
+    CheckResult,
+    Hole,
+    InvalidStatement,
+    LeanMessage,
+    Position,
     Progress,
     ProofClosed,
     ProofState,
+    Severity,
     TacticError,
     TacticErrorKind,
     TacticOutcome,
@@ -65,6 +78,7 @@ Script = Mapping[str, Mapping[str, Effect]]
 class _Counters:
     tactics: int = 0
     verifies: int = 0
+    checks: int = 0
     starts: int = 0
     closes: int = 0
     in_flight: int = 0
@@ -119,13 +133,19 @@ class ScriptedEnv:
         scripts: Mapping[str, tuple[str, Script]] | None = None,
         latency: Callable[[str, str], float] | None = None,
         start_error: str | None = None,
+        invalid: Mapping[str, str] | None = None,
     ) -> None:
         self._default = (initial, script)
         self._scripts = dict(scripts or {})
         self._latency = latency
         self._start_error = start_error
+        self._invalid = dict(invalid or {})
         self.counters = _Counters()
         self.sessions: list[ScriptedSession] = []
+
+    @property
+    def syntax(self) -> LeanSyntax:
+        return LEAN
 
     def _script_for(self, theorem_name: str) -> tuple[str, Script]:
         return self._scripts.get(theorem_name, self._default)
@@ -161,19 +181,41 @@ class ScriptedEnv:
             return await self.realise(effect.then, timeout)
         raise TypeError(f"unknown scripted effect {effect!r}")
 
-    async def start(self, theorem: Theorem) -> ScriptedSession:
+    async def start(self, theorem: Theorem, *, hole: Hole | None = None) -> ScriptedSession | InvalidStatement:
+        """A session on the problem's initial state (or on `hole`'s goal); see the module docstring."""
         self.counters.starts += 1
         if self._start_error is not None:
             raise BackendStartError(self._start_error, stderr="scripted: header failed to elaborate")
-        initial, _ = self._script_for(theorem.name)
+        if hole is not None:
+            if hole.state.handle != _SCRIPTED_HOLE:
+                raise HoleUnavailable(f"hole {hole.index} does not come from ScriptedEnv.check")
+            initial = hole.goal
+        else:
+            message = self._invalid.get(theorem.name)
+            if message is not None:
+                return InvalidStatement(theorem.name, message)
+            initial, _ = self._script_for(theorem.name)
         session = ScriptedSession(self, theorem, initial)
         self.sessions.append(session)
         return session
 
+    async def check(self, text: str, timeout: float, *, header: str | None = None) -> CheckResult:
+        """Each `sorry` of `text` (outside comments and strings) is a hole on the default initial state."""
+        self.counters.checks += 1
+        goal = ProofState.from_pp(self._default[0])
+        holes: list[Hole] = []
+        messages: list[LeanMessage] = []
+        for index, found in enumerate(_SORRY.finditer(mask(text))):
+            start, end = _position(text, found.start()), _position(text, found.end())
+            state = ProofState(goal.pp, goal.goals, handle=_SCRIPTED_HOLE)
+            holes.append(Hole(index=index, goal=goal.pp, state=state, start=start, end=end))
+            messages.append(LeanMessage(Severity.WARNING, "declaration uses 'sorry'", start.line, start.column))
+        return CheckResult(text, tuple(messages), tuple(holes))
+
     async def verify(self, theorem: Theorem, proof: str, timeout: float) -> VerifyResult:
         """Replay the rendered `by` block through the graph; valid only if it ends with every goal closed."""
         self.counters.verifies += 1
-        text = theorem.file_text(proof)
+        text = LEAN.proof_file(theorem, proof)
         initial, _ = self._script_for(theorem.name)
         state = ProofState.from_pp(initial).pp
         tactics = split_rendered_proof(proof)
@@ -196,6 +238,14 @@ class ScriptedEnv:
     async def close(self) -> None:
         for session in self.sessions:
             await session.close()
+
+
+_SCRIPTED_HOLE = "scripted-hole"
+_SORRY = re.compile(r"(?<![\w.'!?])sorry(?![\w'!?])")
+
+
+def _position(text: str, index: int) -> Position:
+    return Position(text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1))
 
 
 def split_rendered_proof(proof: str) -> list[str]:
