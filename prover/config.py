@@ -1,60 +1,62 @@
 """Settings, resolved once at the entry point and passed down explicitly.
 
 Precedence, lowest first: defaults, an optional TOML file (`--config`), `PROVER_*` environment
-variables (`PROVER_LEAN__WORKERS=4`, `PROVER_MODEL__NAME=...`: section and field joined by a
-double underscore), then command-line flags. Only entry points call `load_settings`; libraries take
-the sub-settings they need as arguments.
+variables, then command-line flags. A variable names its setting's path joined by double underscores
+(`PROVER_LEAN__REPL__CRASH_RETRIES=3` is `[lean.repl] crash_retries = 3`, `PROVER_HOME` is the
+top-level `home`); list-valued settings read a comma-separated list (`base_urls`), a shell-quoted
+command (`command`, `lean_command`) or a JSON list. Only entry points call `load_settings`; it resolves
+every path (relative to the current directory, `~` expanded) and the per-user defaults, so libraries
+take the sub-settings they need as arguments and receive absolute paths.
+
+The backend sections are the backends' own configs (`lean.repl` is `lean_env.repl.ReplConfig`,
+`lean.dojo` is `lean_env.dojo.DojoConfig`), never copies of them.
 """
 
 from __future__ import annotations
 
-import os
+import json
+import shlex
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lean_env.dojo import DojoConfig
+from lean_env.repl.config import ReplConfig
 from search.types import PriorityScheme, SearchConfig
 
 ENV_PREFIX = "PROVER_"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def default_workers() -> int:
-    """Lean processes per machine: cores - 1 (at least one), as every REPL pool recommends."""
-    return max(1, (os.cpu_count() or 2) - 1)
+APP_NAME = "llemma-prover"
+PROJECT_FOLDER = "miniF2F"
+"""The default project's folder under the home (materialised there by `prover setup`)."""
+DATA_FOLDER = "data"
+"""Where, under the home, `prover setup` builds the REPL and checks out upstream data."""
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class LeanSettings(_Section):
-    """Which Lean backend to use and how to run it."""
+    """Which Lean backend to use, which project it checks in, and each backend's own settings."""
 
     backend: Literal["repl", "dojo"] = "repl"
-    project_dir: Path = REPO_ROOT / "miniF2F"
-    """The Lake project theorems are checked in (its `lean-toolchain` pins Lean)."""
+    """`repl` (leanprover-community/repl, the default) or `dojo` (LeanDojo-traced repositories)."""
+    project_dir: Path | None = None
+    """The Lake project theorems are checked in (its `lean-toolchain` pins Lean). None (the default):
+    `<home>/miniF2F`, which `prover setup` materialises from the package's copy; `load_settings` fills it in."""
+    data_dir: Path | None = None
+    """Where `prover setup` builds the REPL and checks out the upstream data; None: `<home>/data`."""
     repl_path: Path | None = None
-    """The REPL binary; by default the one `prover setup` built under the project."""
-    repl_command: list[str] | None = None
-    """Full command that starts one REPL process, overriding `repl_path` (e.g. a stand-in in tests)."""
-    workers: int = Field(default_factory=default_workers, ge=1)
-    memory_limit_mb: int = Field(default=8192, ge=256)
-    """Address-space limit of one Lean process."""
-    max_requests_per_worker: int = Field(default=1000, ge=1)
-    """Recycle a REPL after this many requests (REPLs degrade over long sessions)."""
-    acquire_timeout_s: float = Field(default=120.0, gt=0)
-    start_timeout_s: float = Field(default=600.0, gt=0)
-    """Deadline for a REPL to start and elaborate a header such as `import Mathlib`."""
-    restart_backoff_s: float = Field(default=1.0, ge=0)
-    # LeanDojo backend
-    dojo_cache_dir: Path | None = None
-    dojo_timeout_s: float = Field(default=600.0, gt=0)
-    dojo_cpu_limit: int = Field(default=1, ge=1)
-    dojo_memory_limit: str = "16g"
+    """The REPL binary; by default the one `prover setup` built under `data_dir`."""
+    repl: ReplConfig = Field(default_factory=ReplConfig)
+    """The REPL pool (`[lean.repl]`). An empty `command` is derived from the project at the entry point."""
+    dojo: DojoConfig = Field(default_factory=DojoConfig)
+    """LeanDojo (`[lean.dojo]`)."""
 
 
 class ModelSettings(_Section):
@@ -129,6 +131,9 @@ class EvalSettings(_Section):
 class ProverSettings(_Section):
     """Everything an entry point resolves: one object, passed down by section."""
 
+    home: Path | None = None
+    """The per-user directory holding the default project and data (`PROVER_HOME`); None: `load_settings`
+    fills in `$XDG_DATA_HOME/llemma-prover`, else `~/.local/share/llemma-prover`."""
     lean: LeanSettings = Field(default_factory=LeanSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
@@ -144,6 +149,15 @@ class SettingsError(ValueError):
     """The configuration is invalid; the message names the offending setting and its source."""
 
 
+def default_home(environ: Mapping[str, str]) -> Path:
+    """`$XDG_DATA_HOME/llemma-prover`, else `~/.local/share/llemma-prover` (`PROVER_HOME` is the `home` setting)."""
+    xdg = environ.get("XDG_DATA_HOME")
+    if xdg and Path(xdg).is_absolute():  # the XDG spec says to ignore a relative value
+        return Path(xdg) / APP_NAME
+    user_home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    return user_home / ".local" / "share" / APP_NAME
+
+
 def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in update.items():
@@ -154,48 +168,135 @@ def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, An
     return merged
 
 
+def _without_none(values: Mapping[str, Any]) -> dict[str, Any]:
+    cleaned: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            cleaned[key] = _without_none(value)
+        elif value is not None:
+            cleaned[key] = value
+    return cleaned
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _is_sequence(annotation: Any) -> bool:
+    """Whether a field holds a list or tuple (possibly optional)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_sequence(arm) for arm in typing.get_args(annotation))
+    return origin in (list, tuple)
+
+
+_COMMA_SEPARATED = frozenset({("model", "base_urls")})
+"""List settings read from a variable as comma-separated items; every other list is shell-quoted (a command)."""
+
+
+def _env_value(path: tuple[str, ...], raw: str) -> Any:
+    """The value of `PROVER_<path>` as the model should see it: lists split, everything else as text."""
+    model: type[BaseModel] | None = ProverSettings
+    annotation: Any = None
+    for part in path:
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None:
+            return raw  # not a setting: validation names it
+        annotation = field.annotation
+        model = _model_of(annotation)
+    if not _is_sequence(annotation):
+        return raw
+    if raw.lstrip().startswith("["):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            pass
+    if path in _COMMA_SEPARATED:
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return shlex.split(raw)
+
+
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, raw in environ.items():
-        if not key.startswith(ENV_PREFIX) or "__" not in key:
+        if not key.startswith(ENV_PREFIX):
             continue
-        section, _, field = key[len(ENV_PREFIX) :].lower().partition("__")
-        value: Any = raw
-        if field in {"base_urls", "repl_command"}:
-            value = [part for part in raw.split(",") if part] if field == "base_urls" else raw.split()
-        values.setdefault(section, {})[field] = value
+        path = tuple(key[len(ENV_PREFIX) :].lower().split("__"))
+        if len(path) == 1 and path[0] not in ProverSettings.model_fields:
+            continue  # PROVER_SOMETHING without a section is not ours unless it names a top-level setting
+        if any(not part for part in path):
+            raise SettingsError(f"environment variable {key}: empty part in the setting's path")
+        target = values
+        for part in path[:-1]:
+            nested = target.setdefault(part, {})
+            if not isinstance(nested, dict):
+                raise SettingsError(f"environment variable {key}: {part} is set both as a value and as a section")
+            target = nested
+        target[path[-1]] = _env_value(path, raw)
     return values
+
+
+def _absolute(path: Path, cwd: Path) -> Path:
+    expanded = path.expanduser()
+    return expanded if expanded.is_absolute() else cwd / expanded
+
+
+def _resolve_paths(model: BaseModel, cwd: Path) -> BaseModel:
+    """`model` with every path field (at any depth) made absolute against `cwd`, `~` expanded."""
+    update: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, Path):
+            update[name] = _absolute(value, cwd)
+        elif isinstance(value, BaseModel):
+            update[name] = _resolve_paths(value, cwd)
+    return model.model_copy(update=update) if update else model
 
 
 def load_settings(
     config_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    cwd: Path | None = None,
 ) -> ProverSettings:
     """Resolve settings from defaults, a TOML file, `PROVER_*` variables and flag overrides.
 
-    `overrides` is {section: {field: value}}; `None` values are ignored, so unset flags fall through.
-    Raises `SettingsError` naming the setting at fault.
+    `overrides` is nested like the settings ({"lean": {"repl": {"workers": 2}}}); `None` values are
+    ignored at any depth, so unset flags fall through. Every path in the result is absolute (relative
+    ones are taken against `cwd`, default the current directory; `~` is expanded), and `home`,
+    `lean.project_dir` and `lean.data_dir` are filled in. `environ` is the only environment read
+    (`XDG_DATA_HOME` and `HOME` for the default home). Raises `SettingsError` naming the setting at fault.
     """
+    environ = environ if environ is not None else {}
     data: dict[str, Any] = {}
     if config_file is not None:
         try:
-            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+            data = tomllib.loads(Path(config_file).expanduser().read_text(encoding="utf-8"))
         except FileNotFoundError as error:
             raise SettingsError(f"config file {config_file} does not exist") from error
         except tomllib.TOMLDecodeError as error:
             raise SettingsError(f"config file {config_file} is not valid TOML: {error}") from error
-    data = _deep_merge(data, _from_environment(environ if environ is not None else {}))
+    data = _deep_merge(data, _from_environment(environ))
     if overrides:
-        cleaned = {
-            section: {key: value for key, value in fields.items() if value is not None}
-            for section, fields in overrides.items()
-        }
-        data = _deep_merge(data, cleaned)
+        data = _deep_merge(data, _without_none(overrides))
     try:
-        return ProverSettings.model_validate(data)
+        settings = ProverSettings.model_validate(data)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}" for issue in error.errors()
         )
         raise SettingsError(f"invalid settings: {problems}") from error
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    resolved = _resolve_paths(settings, base)
+    assert isinstance(resolved, ProverSettings)
+    home = resolved.home if resolved.home is not None else _absolute(default_home(environ), base)
+    lean = resolved.lean.model_copy(
+        update={
+            "project_dir": resolved.lean.project_dir or home / PROJECT_FOLDER,
+            "data_dir": resolved.lean.data_dir or home / DATA_FOLDER,
+        }
+    )
+    return resolved.model_copy(update={"home": home, "lean": lean})

@@ -9,12 +9,15 @@ Three things live here:
 - `doctor_report`: what is installed, with versions, as structured data (`DoctorItem`s). It never
   downloads anything: it reads toolchain binaries directly instead of going through elan's proxies.
 
-Upstream data is checked out under `data/` (gitignored); the repository ships no benchmark copy.
+Nothing here defaults to the source checkout: the default project is the package's own copy of the
+miniF2F Lake project (`packaged_project()`), materialised by `prover setup` into the per-user home the
+entry point resolved; the REPL is built and upstream data checked out under `lean.data_dir`.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.resources
 import json
 import os
 import shutil
@@ -28,20 +31,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lean_env.errors import MissingDependency
-from prover.config import REPO_ROOT, LeanSettings
+from prover.config import LeanSettings
 
-DATA_DIR = REPO_ROOT / "data"
 MINIF2F_REPO_URL = "https://github.com/yangky11/miniF2F-lean4"
 MINIF2F_COMMIT = "5746b7d6c47855ce1294bed87329618ff7f1bc31"
-MINIF2F_CHECKOUT = DATA_DIR / "miniF2F-lean4"
-"""Where `prover setup` checks out yangky11/miniF2F-lean4 at `MINIF2F_COMMIT` (the statements)."""
+MINIF2F_FOLDER = "miniF2F-lean4"
+"""Where, under the data directory, `prover setup` checks out yangky11/miniF2F-lean4 at `MINIF2F_COMMIT`."""
 LLEMMA_REPO_URL = "https://github.com/rah4927/lean-dojo-mew"
 LLEMMA_COMMIT = "d00c776260c77de7e70125ef0cd119de6c0ff1de"
-LLEMMA_CHECKOUT = DATA_DIR / "lean-dojo-mew"
-"""The Llemma paper's miniF2F project (LeanDojo path), checked out at `LLEMMA_COMMIT`."""
+LLEMMA_FOLDER = "lean-dojo-mew"
+"""The Llemma paper's miniF2F project (LeanDojo path), checked out at `LLEMMA_COMMIT` under the data directory."""
 REPL_REPO_URL = "https://github.com/leanprover-community/repl"
-REPL_ROOT = DATA_DIR / "repl"
-"""The REPL is built once per Lean version, in `REPL_ROOT/<tag>` (tag = the toolchain's version)."""
+REPL_FOLDER = "repl"
+"""The REPL is built once per Lean version, in `<data dir>/repl/<tag>` (tag = the toolchain's version)."""
+PROJECT_FILES = ("lakefile.toml", "lean-toolchain", "lake-manifest.json", "MiniF2F.lean", "README.md")
+"""The files of the packaged miniF2F Lake project (`prover/project/miniF2F`)."""
 ELAN_INIT_URL = "https://raw.githubusercontent.com/leanprover/elan/master/elan-init.sh"
 LEAN_RELEASES_URL = "https://github.com/leanprover/lean4/releases"
 MATHLIB_REPO_URL = "https://github.com/leanprover-community/mathlib4"
@@ -51,6 +55,26 @@ _SETUP_HINT = "Run `prover setup` (it installs elan, Lean, the REPL and Mathlib'
 
 
 # --- locating things -------------------------------------------------------------------------------
+
+
+def packaged_project() -> Path:
+    """The miniF2F Lake project shipped inside the package (read-only; `prover setup` copies it out)."""
+    return Path(str(importlib.resources.files("prover") / "project" / "miniF2F"))
+
+
+def minif2f_checkout(data_dir: Path) -> Path:
+    """Where `prover setup` checks out the miniF2F statements under `data_dir`."""
+    return Path(data_dir) / MINIF2F_FOLDER
+
+
+def llemma_checkout(data_dir: Path) -> Path:
+    """Where `prover setup` checks out the Llemma paper's LeanDojo project under `data_dir`."""
+    return Path(data_dir) / LLEMMA_FOLDER
+
+
+def repl_root(data_dir: Path) -> Path:
+    """The folder holding one REPL checkout per Lean version under `data_dir`."""
+    return Path(data_dir) / REPL_FOLDER
 
 
 def default_elan_home() -> Path:
@@ -76,7 +100,7 @@ def read_toolchain(project_dir: Path) -> str:
         raise MissingDependency(
             f"the Lean project {project_dir} (no lean-toolchain file)",
             "Point --project-dir (or [lean] project_dir) at a Lake project, "
-            "or run `prover setup` for the default, miniF2F/.",
+            "or run `prover setup` to materialise the default miniF2F project.",
         ) from error
     if not toolchain:
         raise MissingDependency(f"a toolchain pin in {path}", "Write e.g. `leanprover/lean4:v4.24.0` into it.")
@@ -93,12 +117,12 @@ def toolchain_dir(toolchain: str, elan_home: Path | None = None) -> Path:
     return (elan_home or default_elan_home()) / "toolchains" / toolchain.replace("/", "--").replace(":", "---")
 
 
-def repl_checkout(tag: str, root: Path | None = None) -> Path:
-    """The REPL's source checkout for Lean `tag` (default root: `REPL_ROOT`)."""
-    return (root or REPL_ROOT) / tag
+def repl_checkout(tag: str, root: Path) -> Path:
+    """The REPL's source checkout for Lean `tag` under `root` (see `repl_root`)."""
+    return Path(root) / tag
 
 
-def repl_binary(tag: str, root: Path | None = None) -> Path:
+def repl_binary(tag: str, root: Path) -> Path:
     """The REPL executable `prover setup` builds for Lean `tag`."""
     return repl_checkout(tag, root) / ".lake" / "build" / "bin" / "repl"
 
@@ -139,23 +163,35 @@ def project_built(project_dir: Path) -> bool:
     return all((build / f"{name.replace('.', '/')}.olean").is_file() for name in libraries)
 
 
-def resolve_repl_command(lean: LeanSettings) -> tuple[list[str], Path]:
+def _resolved(value: Path | None, name: str) -> Path:
+    if value is None:
+        raise ValueError(f"{name} is unset: settings must come from `prover.config.load_settings`, which fills it in")
+    return Path(value)
+
+
+def resolve_repl_command(lean: LeanSettings) -> tuple[list[str], Path | None]:
     """The argv that starts one REPL process and the directory to run it in.
 
-    `lean.repl_command` is returned as is (run in `lean.project_dir`). Otherwise the command is
-    `lake env <repl>` in the project, with `<repl>` = `lean.repl_path` or the REPL `prover setup`
-    built for the project's Lean version. Raises `MissingDependency` naming what is absent: the
-    project, lake (elan), the REPL, or the project's Mathlib build.
+    A given `lean.repl.command` is returned as is, run in `lean.repl.cwd`, else in `lean.project_dir`
+    when that exists, else in the current directory (a stand-in needs no project). Otherwise the
+    command is `lake env <repl>` in the project, with `<repl>` = `lean.repl_path` or the REPL
+    `prover setup` built under `lean.data_dir` for the project's Lean version. Raises
+    `MissingDependency` naming what is absent: the project, lake (elan), the REPL, or the project's
+    Mathlib build.
     """
-    project_dir = Path(lean.project_dir)
-    if lean.repl_command:
-        return list(lean.repl_command), project_dir
+    project_dir = _resolved(lean.project_dir, "lean.project_dir")
+    if lean.repl.command:
+        cwd = lean.repl.cwd if lean.repl.cwd is not None else (project_dir if project_dir.is_dir() else None)
+        return list(lean.repl.command), cwd
     toolchain = read_toolchain(project_dir)
     lake = find_tool("lake")
     if lake is None:
         raise MissingDependency("Lean's build tool `lake` (installed by elan)", _SETUP_HINT)
     tag = toolchain_tag(toolchain)
-    repl = Path(lean.repl_path) if lean.repl_path is not None else repl_binary(tag)
+    if lean.repl_path is not None:
+        repl = Path(lean.repl_path)
+    else:
+        repl = repl_binary(tag, repl_root(_resolved(lean.data_dir, "lean.data_dir")))
     if not repl.is_file():
         where = f"at {repl}" if lean.repl_path is not None else f"for Lean {tag} ({repl})"
         raise MissingDependency(f"the Lean REPL {where}", _SETUP_HINT)
@@ -163,7 +199,7 @@ def resolve_repl_command(lean: LeanSettings) -> tuple[list[str], Path]:
         raise MissingDependency(f"the Mathlib build of {project_dir} (its compiled .olean files)", _SETUP_HINT)
     if not project_built(project_dir):
         raise MissingDependency(f"the build of {project_dir}", f"{_SETUP_HINT} Or run `lake build` in {project_dir}.")
-    return [str(lake), "env", str(repl)], project_dir
+    return [str(lake), "env", str(repl)], project_dir  # `lake env` finds the project by its working directory
 
 
 # --- setup -------------------------------------------------------------------------------------------
@@ -220,14 +256,17 @@ def run_command(argv: Sequence[str], cwd: Path | None, env: dict[str, str], log:
 class SetupContext:
     """What the steps work on. The entry point fills it from flags and the environment.
 
-    `fetch` and `run` are the only ways steps touch the network or start programs.
+    `fetch` and `run` are the only ways steps touch the network or start programs. `template`, when
+    set, is a Lake project copied into `project_dir` first (the packaged miniF2F for the default project).
     """
 
     project_dir: Path
     elan_home: Path
     path: str
-    data_dir: Path = DATA_DIR
+    data_dir: Path
     repl_root: Path | None = None
+    """Where REPL checkouts go; None: `<data_dir>/repl`."""
+    template: Path | None = None
     skip_data: bool = False
     base_env: dict[str, str] = field(default_factory=dict)
     fetch: Callable[[str, Path], None] = download
@@ -250,6 +289,9 @@ class SetupContext:
 
     def toolchain(self) -> str:
         return read_toolchain(self.project_dir)
+
+    def repls(self) -> Path:
+        return self.repl_root if self.repl_root is not None else repl_root(self.data_dir)
 
 
 @dataclass(frozen=True)
@@ -290,7 +332,7 @@ def _install_toolchain(ctx: SetupContext) -> None:
 
 def _build_repl(ctx: SetupContext) -> None:
     tag = toolchain_tag(ctx.toolchain())
-    checkout = repl_checkout(tag, ctx.repl_root)
+    checkout = repl_checkout(tag, ctx.repls())
     if not (checkout / "lakefile.lean").exists() and not (checkout / "lakefile.toml").exists():
         if checkout.exists():
             shutil.rmtree(checkout)
@@ -298,6 +340,25 @@ def _build_repl(ctx: SetupContext) -> None:
         git = ["git", "clone", "--depth", "1", "--branch", tag, REPL_REPO_URL, str(checkout)]
         ctx.run(git, None, ctx.env(), ctx.log)
     ctx.run([str(ctx.tool("lake")), "build"], checkout, ctx.env(), ctx.log)
+
+
+def _project_materialised(ctx: SetupContext) -> bool:
+    if ctx.template is None:
+        return True
+    for name in PROJECT_FILES:
+        source, target = ctx.template / name, ctx.project_dir / name
+        if source.is_file() and (not target.is_file() or target.read_bytes() != source.read_bytes()):
+            return False
+    return True
+
+
+def _materialise_project(ctx: SetupContext) -> None:
+    assert ctx.template is not None  # is_done is True without a template
+    ctx.project_dir.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = ctx.template / name
+        if source.is_file():
+            shutil.copyfile(source, ctx.project_dir / name)
 
 
 def _fetch_mathlib(ctx: SetupContext) -> None:
@@ -330,8 +391,16 @@ def _checkout_step(name: str, description: str, url: str, commit: str, folder: s
 
 
 def setup_steps() -> list[SetupStep]:
-    """Every setup step, in order: elan, toolchain, REPL, Mathlib cache, project build, then the data."""
+    """Every setup step, in order: the project's files, elan, toolchain, REPL, Mathlib cache, project build,
+    then the data."""
     return [
+        SetupStep(
+            "project",
+            "write the miniF2F Lake project (lakefile, toolchain and Mathlib pins) from the package",
+            None,
+            _project_materialised,
+            _materialise_project,
+        ),
         SetupStep(
             "elan",
             "install elan (the Lean version manager)",
@@ -350,7 +419,7 @@ def setup_steps() -> list[SetupStep]:
             "repl",
             "build the Lean REPL at the tag matching the toolchain",
             REPL_REPO_URL,
-            lambda ctx: repl_binary(toolchain_tag(ctx.toolchain()), ctx.repl_root).is_file(),
+            lambda ctx: repl_binary(toolchain_tag(ctx.toolchain()), ctx.repls()).is_file(),
             _build_repl,
         ),
         SetupStep(
@@ -372,14 +441,14 @@ def setup_steps() -> list[SetupStep]:
             f"fetch the miniF2F statements (yangky11/miniF2F-lean4 @ {MINIF2F_COMMIT[:7]})",
             MINIF2F_REPO_URL,
             MINIF2F_COMMIT,
-            MINIF2F_CHECKOUT.name,
+            MINIF2F_FOLDER,
         ),
         _checkout_step(
             "llemma-data",
             f"fetch the Llemma/LeanDojo miniF2F variant (rah4927/lean-dojo-mew @ {LLEMMA_COMMIT[:7]})",
             LLEMMA_REPO_URL,
             LLEMMA_COMMIT,
-            LLEMMA_CHECKOUT.name,
+            LLEMMA_FOLDER,
         ),
     ]
 
@@ -479,9 +548,11 @@ def _gpus() -> DoctorItem:
 
 
 def doctor_report(
-    project_dir: Path, elan_home: Path | None = None, dojo_cache_dir: Path | None = None
+    project_dir: Path, data_dir: Path, elan_home: Path | None = None, dojo_cache_dir: Path | None = None
 ) -> list[DoctorItem]:
-    """What is installed for `project_dir`, with versions. Starts no download and imports no heavy package."""
+    """What is installed for `project_dir` (REPL and data under `data_dir`), with versions.
+
+    Starts no download and imports no heavy package."""
     home = elan_home or default_elan_home()
     items: list[DoctorItem] = []
     elan = find_tool("elan", home)
@@ -501,7 +572,7 @@ def doctor_report(
             detail = str(bin_dir / tool) if version else f"missing {toolchain}: run `prover setup`"
             items.append(DoctorItem(tool, bool(version), version or "", detail))
         tag = toolchain_tag(toolchain)
-        repl = repl_binary(tag)
+        repl = repl_binary(tag, repl_root(data_dir))
         items.append(
             DoctorItem(
                 "Lean REPL",
@@ -525,8 +596,8 @@ def doctor_report(
             )
         )
     for label, checkout, commit in (
-        ("miniF2F statements", MINIF2F_CHECKOUT, MINIF2F_COMMIT),
-        ("lean-dojo-mew (Llemma)", LLEMMA_CHECKOUT, LLEMMA_COMMIT),
+        ("miniF2F statements", minif2f_checkout(data_dir), MINIF2F_COMMIT),
+        ("lean-dojo-mew (Llemma)", llemma_checkout(data_dir), LLEMMA_COMMIT),
     ):
         head = _git_head(checkout) if checkout.exists() else None
         ok = head == commit

@@ -12,10 +12,20 @@ import click
 from prover.cli.main import UserFacingError
 
 
-def _default_project() -> Path:
-    from prover.config import REPO_ROOT
+def _settings(config_file: Path | None, lean: dict[str, Any]) -> Any:
+    from prover.config import SettingsError, load_settings
 
-    return REPO_ROOT / "miniF2F"
+    try:
+        # An entry point: the one place that reads the environment.
+        return load_settings(config_file, os.environ, {"lean": lean})
+    except SettingsError as error:
+        raise UserFacingError(str(error)) from error
+
+
+def _is_default_project(settings: Any) -> bool:
+    from prover.config import PROJECT_FOLDER
+
+    return bool(settings.lean.project_dir == settings.home / PROJECT_FOLDER)
 
 
 def _elan_home() -> Path:
@@ -31,12 +41,16 @@ def _elan_home() -> Path:
     "--project-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Lake project to set up (default: miniF2F/ in this repository).",
+    help="Lake project to set up (default: the packaged miniF2F project, written to <home>/miniF2F).",
 )
 @click.option("--skip-data", is_flag=True, help="Do not fetch the miniF2F statements and the Llemma variant.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before installing elan into ELAN_HOME.")
-def setup(project_dir: Path | None, skip_data: bool, yes: bool) -> None:
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file.")
+def setup(project_dir: Path | None, skip_data: bool, yes: bool, config_file: Path | None) -> None:
     """Install or find elan, the pinned Lean toolchain, the REPL, Mathlib's build cache and the data.
+
+    The default project is the miniF2F Lake project shipped in the package, written to
+    `<home>/miniF2F` ($PROVER_HOME, else $XDG_DATA_HOME/llemma-prover, else ~/.local/share/llemma-prover).
 
     Every step is skipped when already done, so it is safe to run again. Without network it stops at
     the first step that needs it, names the step and the address, and exits with status 2.
@@ -44,15 +58,18 @@ def setup(project_dir: Path | None, skip_data: bool, yes: bool) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    from prover.lean_setup import SetupContext, SetupError, SetupStep, find_tool, run_setup
+    from prover.lean_setup import SetupContext, SetupError, SetupStep, find_tool, packaged_project, run_setup
 
     console = Console(stderr=True, highlight=False)
-    project = (project_dir or _default_project()).resolve()
+    settings = _settings(config_file, {"project_dir": project_dir})
+    project: Path = settings.lean.project_dir
     elan_home = _elan_home()
     context = SetupContext(
         project_dir=project,
         elan_home=elan_home,
         path=os.environ.get("PATH", ""),
+        data_dir=settings.lean.data_dir,
+        template=packaged_project() if _is_default_project(settings) else None,
         skip_data=skip_data,
         base_env=dict(os.environ),
     )
@@ -96,17 +113,24 @@ def setup(project_dir: Path | None, skip_data: bool, yes: bool) -> None:
     "--project-dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Lake project to inspect (default: miniF2F/ in this repository).",
+    help="Lake project to inspect (default: <home>/miniF2F, written by `prover setup`).",
 )
 @click.option("--dojo-cache-dir", type=click.Path(path_type=Path), default=None, help="LeanDojo's CACHE_DIR.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def doctor(project_dir: Path | None, dojo_cache_dir: Path | None, as_json: bool) -> None:
-    """Report what is installed, with versions: elan, lean, lake, the REPL, Mathlib, data, LeanDojo, GPUs, vLLM."""
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file.")
+def doctor(project_dir: Path | None, dojo_cache_dir: Path | None, as_json: bool, config_file: Path | None) -> None:
+    """Report what is installed, with versions: elan, lean, lake, the REPL, Mathlib, data, LeanDojo, GPUs, vLLM.
+
+    Always exits 0 (a report, not a check); `--json` gives the items to test against.
+    """
     from prover.lean_setup import doctor_report
 
-    project = (project_dir or _default_project()).resolve()
-    cache = dojo_cache_dir or (Path(os.environ["CACHE_DIR"]) if os.environ.get("CACHE_DIR") else None)
-    items = doctor_report(project, _elan_home(), cache)
+    settings = _settings(config_file, {"project_dir": project_dir, "dojo": {"cache_dir": dojo_cache_dir}})
+    project: Path = settings.lean.project_dir
+    cache = settings.lean.dojo.cache_dir
+    if cache is None and os.environ.get("CACHE_DIR"):
+        cache = Path(os.environ["CACHE_DIR"])  # LeanDojo's own variable, honoured as LeanDojo would
+    items = doctor_report(project, settings.lean.data_dir, _elan_home(), cache)
     if as_json:
         click.echo(json.dumps([item.to_dict() for item in items], indent=2))
         return

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prover.config import REPO_ROOT, ProverSettings
+from prover.config import ProverSettings
 from prover.minif2f.dataset import Dataset
 
 MANIFEST_FILE = "manifest.json"
@@ -50,8 +50,32 @@ def package_versions(packages: Sequence[str] = PACKAGES) -> dict[str, str | None
     return versions
 
 
-def git_revision(repo_root: Path = REPO_ROOT) -> tuple[str, bool | None]:
-    """(commit, has uncommitted changes) of `repo_root`; ("unknown", None) when it is not a git checkout."""
+def _package_root() -> Path:
+    """The directory the `prover` package was imported from sits in (a checkout, or site-packages)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def git_revision(repo_root: Path | None = None) -> tuple[str, bool | None]:
+    """(commit, has uncommitted changes) of `repo_root`; ("unknown", None) when it is not a git checkout.
+
+    By default `repo_root` is where the installed package lives, and it counts only when it is the top
+    of a git checkout (an editable install), not a site-packages that happens to sit inside one.
+    """
+    if repo_root is None:
+        repo_root = _package_root()
+        try:
+            top = subprocess.run(
+                ["git", "rev-parse", "--show-toplevel"],
+                cwd=repo_root,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return "unknown", None
+        if not top or Path(top).resolve() != repo_root:
+            return "unknown", None
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo_root, capture_output=True, text=True, timeout=10, check=True
@@ -69,8 +93,10 @@ def git_revision(repo_root: Path = REPO_ROOT) -> tuple[str, bool | None]:
     return head or "unknown", bool(dirty)
 
 
-def lean_toolchain(project_dir: Path) -> str | None:
+def lean_toolchain(project_dir: Path | None) -> str | None:
     """The content of the project's `lean-toolchain` file (e.g. `leanprover/lean4:v4.24.0`), if present."""
+    if project_dir is None:
+        return None
     try:
         return (Path(project_dir) / "lean-toolchain").read_text(encoding="utf-8").strip() or None
     except OSError:

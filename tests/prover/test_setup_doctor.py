@@ -14,21 +14,26 @@ from pathlib import Path
 import pytest
 
 from lean_env.errors import MissingDependency
+from lean_env.repl import ReplConfig
 from prover import lean_setup
 from prover.cli.main import main
-from prover.config import REPO_ROOT, LeanSettings
+from prover.config import LeanSettings
 from prover.lean_setup import (
     ELAN_INIT_URL,
+    PROJECT_FILES,
     SetupContext,
     SetupError,
     SetupStep,
     doctor_report,
+    packaged_project,
     resolve_repl_command,
     run_setup,
     setup_steps,
 )
+from tests.shared_data import shared_data_file
 
 TOOLCHAIN = "leanprover/lean4:v4.24.0"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script(path: Path, body: str) -> Path:
@@ -55,6 +60,8 @@ def bare_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("ELAN_HOME", str(home / ".elan"))
+    for name in ("PROVER_HOME", "XDG_DATA_HOME", "CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
     system_bin = tmp_path / "sysbin"
     system_bin.mkdir()
     for tool in ("git", "sh", "mkdir", "cp"):
@@ -69,8 +76,18 @@ def bare_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_explicit_repl_command_is_returned_as_is(tmp_path: Path) -> None:
-    lean = LeanSettings(repl_command=["python", "fake_repl.py"], project_dir=tmp_path)
+    lean = LeanSettings(repl=ReplConfig(command=("python", "fake_repl.py")), project_dir=tmp_path)
     assert resolve_repl_command(lean) == (["python", "fake_repl.py"], tmp_path)
+    # Its own working directory wins; a project that does not exist (not set up yet) is not needed.
+    elsewhere = LeanSettings(repl=ReplConfig(command=("python",), cwd=tmp_path / "w"), project_dir=tmp_path)
+    assert resolve_repl_command(elsewhere) == (["python"], tmp_path / "w")
+    unset_up = LeanSettings(repl=ReplConfig(command=("python",)), project_dir=tmp_path / "not-yet")
+    assert resolve_repl_command(unset_up) == (["python"], None)
+
+
+def test_unresolved_settings_are_refused_not_defaulted_to_a_checkout() -> None:
+    with pytest.raises(ValueError, match=r"lean\.project_dir is unset"):
+        resolve_repl_command(LeanSettings())
 
 
 def test_missing_project_is_named(tmp_path: Path) -> None:
@@ -108,15 +125,15 @@ def test_each_missing_piece_is_named_then_the_command_is_built(tmp_path: Path, b
 def test_default_repl_is_the_one_setup_builds_for_the_toolchain(
     tmp_path: Path, bare_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(lean_setup, "REPL_ROOT", tmp_path / "repls")
     project = _project(tmp_path, mathlib=False)
     (project / ".lake" / "build" / "lib" / "lean").mkdir(parents=True)
     (project / ".lake" / "build" / "lib" / "lean" / "P.olean").write_bytes(b"")
     _script(bare_home / ".elan" / "bin" / "lake", "")
+    lean = LeanSettings(project_dir=project, data_dir=tmp_path / "data")
     with pytest.raises(MissingDependency, match=r"v4\.24\.0"):
-        resolve_repl_command(LeanSettings(project_dir=project))
-    repl = _script(tmp_path / "repls" / "v4.24.0" / ".lake" / "build" / "bin" / "repl", "")
-    command, cwd = resolve_repl_command(LeanSettings(project_dir=project))
+        resolve_repl_command(lean)
+    repl = _script(tmp_path / "data" / "repl" / "v4.24.0" / ".lake" / "build" / "bin" / "repl", "")
+    command, cwd = resolve_repl_command(lean)
     assert command[1:] == ["env", str(repl)] and cwd == project
 
 
@@ -172,7 +189,7 @@ def _step(
 
 
 def test_run_setup_skips_done_steps_and_stops_at_the_first_failure(tmp_path: Path) -> None:
-    ctx = SetupContext(project_dir=tmp_path, elan_home=tmp_path / "elan", path="")
+    ctx = SetupContext(project_dir=tmp_path, elan_home=tmp_path / "elan", path="", data_dir=tmp_path / "d")
     done = ["a"]
     seen: list[tuple[str, str]] = []
     steps = [_step("a", done), _step("b", done), _step("c", done, fail=True), _step("d", done)]
@@ -187,7 +204,7 @@ def test_run_setup_skips_done_steps_and_stops_at_the_first_failure(tmp_path: Pat
 
 
 def test_a_step_whose_result_stays_missing_fails(tmp_path: Path) -> None:
-    ctx = SetupContext(project_dir=tmp_path, elan_home=tmp_path / "elan", path="")
+    ctx = SetupContext(project_dir=tmp_path, elan_home=tmp_path / "elan", path="", data_dir=tmp_path / "d")
     liar = SetupStep("liar", "claims success", None, lambda ctx: False, lambda ctx: None)
     with pytest.raises(SetupError, match="still missing"):
         run_setup(ctx, [liar])
@@ -251,6 +268,7 @@ def test_setup_runs_every_lean_step_once_then_finds_everything_done(tmp_path: Pa
         project_dir=project,
         elan_home=elan_home,
         path=str(tmp_path / "sysbin"),
+        data_dir=tmp_path / "data",
         repl_root=repl_root,
         skip_data=True,
         fetch=fetch,
@@ -258,6 +276,7 @@ def test_setup_runs_every_lean_step_once_then_finds_everything_done(tmp_path: Pa
     )
     first = run_setup(ctx)
     assert [(r.name, r.status) for r in first] == [
+        ("project", "done already"),  # a project of the user's own: no template to write
         ("elan", "done"),
         ("toolchain", "done"),
         ("repl", "done"),
@@ -269,8 +288,8 @@ def test_setup_runs_every_lean_step_once_then_finds_everything_done(tmp_path: Pa
     assert fetched == [ELAN_INIT_URL]
     assert "installed leanprover/lean4:v4.24.0" in log
     second = run_setup(ctx)
-    assert [r.status for r in second][:5] == ["done already"] * 5
-    report = {item.name: item for item in doctor_report(project, elan_home)}
+    assert [r.status for r in second][:6] == ["done already"] * 6
+    report = {item.name: item for item in doctor_report(project, tmp_path / "data", elan_home)}
     assert report["elan"].ok and report["elan"].version == "elan 9.9.9 (fake)"
     assert report["lean"].ok and "4.24.0" in report["lean"].version
     assert report["Mathlib build"].ok
@@ -304,20 +323,41 @@ def test_data_steps_pin_the_upstream_commits() -> None:
     steps = {step.name: step for step in setup_steps()}
     assert steps["minif2f-data"].address == "https://github.com/yangky11/miniF2F-lean4"
     assert steps["llemma-data"].address == "https://github.com/rah4927/lean-dojo-mew"
-    assert lean_setup.MINIF2F_CHECKOUT == REPO_ROOT / "data" / "miniF2F-lean4"
+    assert lean_setup.minif2f_checkout(Path("/d")) == Path("/d/miniF2F-lean4")
     assert lean_setup.LLEMMA_COMMIT.startswith("d00c776")
-    assert [step.name for step in setup_steps()][:5] == ["elan", "toolchain", "repl", "mathlib", "build"]
+    names = [step.name for step in setup_steps()][:6]
+    assert names == ["project", "elan", "toolchain", "repl", "mathlib", "build"]
+
+
+def test_setup_materialises_the_packaged_project_into_the_home(tmp_path: Path) -> None:
+    template = packaged_project()
+    project = tmp_path / "home" / "miniF2F"
+    ctx = SetupContext(project_dir=project, elan_home=tmp_path / "elan", path="", data_dir=tmp_path / "d")
+    ctx.template = template
+    step = setup_steps()[0]
+    assert [r.status for r in run_setup(ctx, [step])] == ["done"]
+    for name in PROJECT_FILES:
+        assert (project / name).read_bytes() == (template / name).read_bytes()
+    assert [r.status for r in run_setup(ctx, [step])] == ["done already"]
+    (project / "lean-toolchain").write_text("leanprover/lean4:v4.0.0\n")  # stale: a newer package pins another
+    assert [r.status for r in run_setup(ctx, [step])] == ["done"]
+    assert (project / "lean-toolchain").read_text().strip() == TOOLCHAIN
+
+
+def test_no_copy_of_the_project_is_left_in_the_source_checkout() -> None:
+    # The package's copy is the only one: a second would drift, and code could come to depend on it.
+    assert not (REPO_ROOT / "miniF2F").exists()
+    assert packaged_project().resolve().is_relative_to((REPO_ROOT / "prover").resolve())
 
 
 def test_minif2f_project_is_pinned_like_upstream() -> None:
-    meta_path = REPO_ROOT.parent / "shared" / "data" / "minif2f_lean4.meta.json"
-    project = REPO_ROOT / "miniF2F"
+    meta_path = shared_data_file("minif2f_lean4.meta.json")
+    project = packaged_project()
     assert (project / "lean-toolchain").read_text().strip() == "leanprover/lean4:v4.24.0"
     packages = lean_setup.manifest_packages(project)
     assert packages["mathlib"] == "f897ebcf72cd16f89ab4577d0c826cd14afaafc7"
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        assert packages == {name: entry["rev"] for name, entry in meta["lake_manifest_packages"].items()}
+    meta = json.loads(meta_path.read_text())
+    assert packages == {name: entry["rev"] for name, entry in meta["lake_manifest_packages"].items()}
     assert not list(project.rglob("*Test*.lean")) and not list(project.rglob("*Valid*.lean")), "no benchmark copy"
 
 
@@ -335,12 +375,9 @@ def _exit_status(argv: list[str]) -> int:
 def test_doctor_on_a_bare_machine_says_what_is_missing(
     tmp_path: Path, bare_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert (
-        _exit_status(
-            ["doctor", "--json", "--project-dir", str(REPO_ROOT / "miniF2F"), "--dojo-cache-dir", str(tmp_path)]
-        )
-        == 0
-    )
+    project = tmp_path / "project"
+    shutil.copytree(packaged_project(), project)
+    assert _exit_status(["doctor", "--json", "--project-dir", str(project), "--dojo-cache-dir", str(tmp_path)]) == 0
     report = {item["name"]: item for item in json.loads(capsys.readouterr().out)}
     for name in (
         "elan",
@@ -364,7 +401,7 @@ def test_doctor_lists_gpus_from_nvidia_smi(tmp_path: Path, bare_home: Path, monk
     fake_bin = tmp_path / "gpubin"
     _script(fake_bin / "nvidia-smi", 'print("NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15")\n')
     monkeypatch.setenv("PATH", f"{fake_bin}:{tmp_path / 'sysbin'}")
-    gpus = {item.name: item for item in doctor_report(tmp_path)}["CUDA GPUs"]
+    gpus = {item.name: item for item in doctor_report(tmp_path, tmp_path / "data")}["CUDA GPUs"]
     assert gpus.ok and "H100" in gpus.detail and gpus.version == "driver 550.54.15"
 
 
@@ -374,3 +411,29 @@ def test_doctor_table_prints_without_the_json_flag(
     assert _exit_status(["doctor", "--project-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "elan" in out and "missing" in out
+
+
+def test_doctor_defaults_to_the_project_in_the_per_user_home(
+    tmp_path: Path, bare_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert _exit_status(["doctor", "--json"]) == 0
+    report = {item["name"]: item for item in json.loads(capsys.readouterr().out)}
+    assert str(tmp_path / "xdg" / "llemma-prover" / "miniF2F") in report["Lean project"]["detail"]
+    monkeypatch.setenv("PROVER_HOME", str(tmp_path / "ph"))
+    assert _exit_status(["doctor", "--json"]) == 0
+    report = {item["name"]: item for item in json.loads(capsys.readouterr().out)}
+    assert str(tmp_path / "ph" / "miniF2F") in report["Lean project"]["detail"]
+
+
+def test_setup_writes_the_packaged_project_into_the_home_before_anything_needs_the_network(
+    tmp_path: Path, bare_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked = _blocked_network(monkeypatch)
+    monkeypatch.setenv("PROVER_HOME", str(tmp_path / "ph"))
+    assert _exit_status(["setup", "--yes"]) == 2  # offline: stops at elan
+    assert asked == [ELAN_INIT_URL]
+    project = tmp_path / "ph" / "miniF2F"
+    for name in PROJECT_FILES:
+        assert (project / name).read_bytes() == (packaged_project() / name).read_bytes()
+    assert "setup step 'elan' failed" in capsys.readouterr().err
