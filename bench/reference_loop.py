@@ -11,7 +11,8 @@ as `search.BestFirstSearch`:
   search (no whole-file re-check);
 - a state is marked visited only when it is popped; a successor already visited is not pushed, but
   one already on the heap is pushed again (no node table, so transpositions are expanded twice);
-- tactic errors and timeouts are dropped (not cached); a backend failure ends the search unproved;
+- tactic errors and timeouts are dropped (not cached); a backend failure (or a statement that does
+  not elaborate) ends the search unproved;
 - at most `max_expansions` pops, and the wall clock is checked before each one.
 """
 
@@ -23,7 +24,7 @@ import time
 
 from lean_env.errors import LeanEnvError
 from lean_env.protocol import LeanEnv
-from lean_env.types import Progress, ProofClosed, ProofState, Theorem
+from lean_env.types import InvalidStatement, Progress, ProofClosed, ProofState, Theorem
 from search.types import GenerationRequest, TacticGenerator
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ async def reference_search(
         session = await env.start(theorem)
     except LeanEnvError as error:
         logger.warning("reference loop: could not start %s: %s", theorem.name, error)
+        return False, [], 0
+    if isinstance(session, InvalidStatement):
+        logger.warning("reference loop: the statement of %s does not elaborate: %s", theorem.name, session.message)
         return False, [], 0
     try:
         queue: list[tuple[float, list[str], ProofState]] = [(0.0, [], session.initial_state)]

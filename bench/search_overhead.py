@@ -36,7 +36,10 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable from t
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.reference_loop import reference_search
+from lean_env.lean_syntax import LEAN
 from lean_env.types import (
+    CheckResult,
+    Hole,
     Progress,
     ProofState,
     TacticError,
@@ -122,13 +125,18 @@ class SyntheticSession:
 class SyntheticEnv:
     """A zero-latency `LeanEnv` over the endless synthetic tree; counts the tactics it ran."""
 
+    syntax = LEAN
+
     def __init__(self, candidates: int) -> None:
         self.texts = tactic_texts(candidates)
         self.index = {text: k for k, text in enumerate(self.texts)}
         self.tactics = 0
 
-    async def start(self, theorem: Theorem) -> SyntheticSession:
+    async def start(self, theorem: Theorem, *, hole: Hole | None = None) -> SyntheticSession:
         return SyntheticSession(self, theorem)
+
+    async def check(self, text: str, timeout: float, *, header: str | None = None) -> CheckResult:
+        raise NotImplementedError("the synthetic environment checks no texts")
 
     async def verify(self, theorem: Theorem, proof: str, timeout: float) -> VerifyResult:
         return VerifyResult(VerifyStatus.LEAN_ERROR, reason="the synthetic tree has no proof")

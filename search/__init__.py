@@ -1,18 +1,28 @@
 """Best-first tactic search over any `LeanEnv`, asking any `TacticGenerator`.
 
-Imports `lean_env` types only, never a backend, and nothing heavy.
+Imports `lean_env` values and protocols (and `lean_env.lean_syntax.clean_tactic`, to tidy candidate
+text), never a backend, and nothing heavy. Proof text comes from `env.syntax`, never from here.
 """
 
-from search.best_first import BestFirstSearch, best_first_search
-from search.render import normalize_tactic, render_proof
+from search.best_first import BestFirstSearch
+from search.events import (
+    EventHub,
+    EventListener,
+    ExpansionDone,
+    ProofFound,
+    ProofRejected,
+    SearchEvent,
+    SearchFinished,
+    SearchStarted,
+)
+from search.render import normalize_tactic
 from search.tree import NodeStatus, SearchTree, TreeInvariantError
 from search.types import (
-    ExpansionEvent,
     GenerationRequest,
     PriorityScheme,
+    ProofCheck,
     RejectedProof,
     SearchConfig,
-    SearchObserver,
     SearchResult,
     SearchStats,
     SearchStatus,
@@ -22,21 +32,26 @@ from search.types import (
 
 __all__ = [
     "BestFirstSearch",
-    "ExpansionEvent",
+    "EventHub",
+    "EventListener",
+    "ExpansionDone",
     "GenerationRequest",
     "NodeStatus",
     "PriorityScheme",
+    "ProofCheck",
+    "ProofFound",
+    "ProofRejected",
     "RejectedProof",
     "SearchConfig",
-    "SearchObserver",
+    "SearchEvent",
+    "SearchFinished",
     "SearchResult",
+    "SearchStarted",
     "SearchStats",
     "SearchStatus",
     "SearchTree",
     "TacticCandidate",
     "TacticGenerator",
     "TreeInvariantError",
-    "best_first_search",
     "normalize_tactic",
-    "render_proof",
 ]

@@ -7,7 +7,10 @@ hundreds can run concurrently in one event loop over a shared generator and Lean
 What it adds over the Llemma reference loop: a node table keyed by state (transpositions merge),
 error edges and PROVED/FAILED propagation (the search stops when the root fails), candidates of
 one expansion de-duplicated and run concurrently but applied in candidate order (deterministic),
-and every proof re-checked as a whole file before it is reported.
+and every proof re-checked before it is reported.
+
+The search never builds proof-assistant text: the proof it reports and the text it re-checks are
+`env.syntax.render_tactics(tactics)`.
 """
 
 from __future__ import annotations
@@ -15,29 +18,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from lean_env.errors import LeanEnvError
+from lean_env.lean_syntax import clean_tactic
 from lean_env.protocol import LeanEnv, ProofSession
 from lean_env.types import (
+    Hole,
+    InvalidStatement,
+    Problem,
     Progress,
     ProofClosed,
     ProofState,
     TacticError,
     TacticErrorKind,
     TacticOutcome,
-    Theorem,
+    VerifyResult,
 )
-from search.render import clean_tactic, normalize_tactic, render_proof
+from search.events import (
+    EventListener,
+    ExpansionDone,
+    ProofFound,
+    ProofRejected,
+    SearchFinished,
+    SearchStarted,
+)
+from search.render import normalize_tactic
 from search.tree import Node, NodeStatus, SearchTree
 from search.types import (
-    ExpansionEvent,
     GenerationRequest,
-    PriorityScheme,
+    ProofCheck,
     RejectedProof,
     SearchConfig,
-    SearchObserver,
     SearchResult,
     SearchStats,
     SearchStatus,
@@ -59,24 +73,101 @@ class _SearchEnded(Exception):
         self.reason = reason
 
 
+class _Counters:
+    """The live, mutable counters of one search; only ever read through `snapshot`."""
+
+    __slots__ = (
+        "duplicate_candidates",
+        "edges",
+        "env_seconds",
+        "errors_by_kind",
+        "expansions",
+        "model_seconds",
+        "nodes",
+        "started",
+        "tactics_tried",
+        "verify_seconds",
+        "wall_seconds",
+    )
+
+    def __init__(self) -> None:
+        self.expansions = 0
+        self.nodes = 0
+        self.edges = 0
+        self.tactics_tried = 0
+        self.duplicate_candidates = 0
+        self.errors_by_kind: dict[str, int] = {}
+        self.model_seconds = 0.0
+        self.env_seconds = 0.0
+        self.verify_seconds = 0.0
+        self.started: float | None = None
+        """`time.monotonic()` when the search started; None before."""
+        self.wall_seconds: float | None = None
+        """Set when the search ends; until then the wall time is measured from `started`."""
+
+    def snapshot(self) -> SearchStats:
+        wall = self.wall_seconds
+        if wall is None:
+            wall = 0.0 if self.started is None else time.monotonic() - self.started
+        return SearchStats(
+            expansions=self.expansions,
+            nodes=self.nodes,
+            edges=self.edges,
+            tactics_tried=self.tactics_tried,
+            duplicate_candidates=self.duplicate_candidates,
+            errors_by_kind=dict(self.errors_by_kind),
+            model_seconds=self.model_seconds,
+            env_seconds=self.env_seconds,
+            verify_seconds=self.verify_seconds,
+            wall_seconds=wall,
+        )
+
+
 class BestFirstSearch:
-    """One best-first search of one theorem. Use once: `result = await BestFirstSearch(...).run()`."""
+    """One best-first search of one goal. Use once: `result = await BestFirstSearch(...).run()`.
+
+    The goal is `problem`'s statement, or, with `hole`, one hole of a checked text that
+    `env.check` reported (`env.start(problem, hole=hole)` opens it).
+
+    `verify` decides whether a tactic sequence that closed the goal step by step is a proof. By
+    default it is `env.verify(problem, env.syntax.render_tactics(tactics), config.verify_timeout_s)`,
+    the whole-file re-check of the statement. A hole search must pass its own (the informal
+    pipeline's splices the tactics into the sketch and checks the whole file): the statement's
+    check would judge the wrong goal, so `hole` without `verify` raises `ValueError`. Its time
+    does not count against the wall clock; its timeout is its own business.
+
+    `events` receives, in order: `SearchStarted`, one `ExpansionDone` per completed expansion,
+    `ProofFound`/`ProofRejected` as closing sequences are checked (before their expansion's
+    `ExpansionDone`), and `SearchFinished` with the result. A search that is cancelled, or that
+    raises, publishes no `SearchFinished`; an expansion interrupted by a backend failure publishes
+    no `ExpansionDone`. A listener that raises is logged and never breaks the search.
+    """
 
     def __init__(
         self,
-        theorem: Theorem,
+        problem: Problem,
         env: LeanEnv,
         generator: TacticGenerator,
         config: SearchConfig,
-        observer: SearchObserver | None = None,
+        *,
+        hole: Hole | None = None,
+        verify: ProofCheck | None = None,
+        events: EventListener | None = None,
     ) -> None:
-        self.theorem = theorem
+        if hole is not None and verify is None:
+            raise ValueError(
+                "BestFirstSearch.verify: a search on a hole needs its own check; "
+                "the statement's whole-file check would judge the wrong goal"
+            )
+        self.problem = problem
         self.env = env
         self.generator = generator
         self.config = config
-        self.observer = observer
-        self.stats = SearchStats()
+        self.hole = hole
+        self.events = events
         self.tree: SearchTree | None = None
+        self._check: ProofCheck = verify if verify is not None else self._verify_statement
+        self._counters = _Counters()
         self._rejected: list[RejectedProof] = []
         self._proof: str | None = None
         self._proof_tactics: tuple[str, ...] = ()
@@ -88,45 +179,73 @@ class BestFirstSearch:
         """The candidates of the expansion in progress."""
         self._helper_check: asyncio.Handle | None = None
 
+    @property
+    def stats(self) -> SearchStats:
+        """A snapshot of the counters now: while the search runs, after it raised or was cancelled."""
+        return self._counters.snapshot()
+
     async def run(self) -> SearchResult:
         """Search until the root is proved (and verified), fails, or a budget runs out.
 
         Tactic failures are recorded, never raised. Failures of Lean or of the model end the
-        search with `ENV_ERROR` and their message. Cancelling the task closes the session and
-        propagates `CancelledError`.
+        search with `ENV_ERROR` and their message; a statement that does not elaborate ends it with
+        `INVALID_STATEMENT` and Lean's message, before any expansion. Cancelling the task closes
+        the session and propagates `CancelledError`.
         """
         if self._started:
             raise RuntimeError("BestFirstSearch.run: a search object runs once; build a new one")
         self._started = True
-        loop = asyncio.get_running_loop()
-        started_at = loop.time()
+        counters = self._counters
+        counters.started = time.monotonic()
+        self._publish(SearchStarted(problem_name=self.problem.name, at=time.time()))
+        started_at = asyncio.get_running_loop().time()
         try:
             status, reason = await self._run_with_session(started_at)
         finally:
-            self.stats.wall_seconds = loop.time() - started_at
-        return SearchResult(
-            theorem_name=self.theorem.name,
+            counters.wall_seconds = time.monotonic() - counters.started
+        result = SearchResult(
+            theorem_name=self.problem.name,
             status=status,
             proof=self._proof if status is SearchStatus.PROVED else None,
             tactics=self._proof_tactics if status is SearchStatus.PROVED else (),
             verified=status is SearchStatus.PROVED,
             failure_reason=reason,
-            stats=self.stats,
+            stats=counters.snapshot(),
             rejected_proofs=tuple(self._rejected),
         )
+        self._publish(SearchFinished(problem_name=self.problem.name, result=result))
+        return result
 
-    async def _run_with_session(self, started_at: float) -> tuple[SearchStatus, str | None]:
+    def _publish(self, event: object) -> None:
+        listener = self.events
+        if listener is None:
+            return
+        try:
+            listener(event)
+        except Exception:
+            logger.exception("event listener %r failed on %s", listener, type(event).__name__)
+
+    async def _open_session(self) -> ProofSession | InvalidStatement:
         loop = asyncio.get_running_loop()
         env_started = loop.time()
         try:
-            session = await self.env.start(self.theorem)
+            if self.hole is None:
+                return await self.env.start(self.problem)
+            return await self.env.start(self.problem, hole=self.hole)
+        finally:
+            self._counters.env_seconds += loop.time() - env_started
+
+    async def _run_with_session(self, started_at: float) -> tuple[SearchStatus, str | None]:
+        try:
+            opened = await self._open_session()
         except LeanEnvError as error:
             return SearchStatus.ENV_ERROR, f"Lean backend could not start the theorem: {error}"
-        finally:
-            self.stats.env_seconds += loop.time() - env_started
+        if isinstance(opened, InvalidStatement):
+            return SearchStatus.INVALID_STATEMENT, opened.message
+        session = opened
         try:
             self.tree = SearchTree(session.initial_state)
-            self.stats.nodes = 1
+            self._counters.nodes = 1
             return await self._loop(session, started_at)
         except _SearchEnded as ended:
             return ended.status, ended.reason
@@ -139,10 +258,11 @@ class BestFirstSearch:
         assert self.tree is not None
         tree = self.tree
         config = self.config
+        counters = self._counters
         loop = asyncio.get_running_loop()
         self._deadline = started_at + config.wall_clock_s
-        # One deadline scope for the whole loop (not one per expansion); `_verify` moves it while a
-        # proof is re-checked, since verification does not count against the wall clock.
+        # One deadline scope for the whole loop (not one per expansion); `_run_check` moves it while
+        # a proof is re-checked, since verification does not count against the wall clock.
         scope = self._timeout_scope = asyncio.timeout_at(self._deadline)
         try:
             async with scope:
@@ -151,7 +271,7 @@ class BestFirstSearch:
                         return SearchStatus.PROVED, None
                     if tree.root.status is NodeStatus.FAILED:
                         return SearchStatus.FAILED, self._failure_reason("every tactic from the root failed")
-                    if self.stats.expansions >= config.max_expansions:
+                    if counters.expansions >= config.max_expansions:
                         return SearchStatus.BUDGET_EXHAUSTED, self._failure_reason(
                             f"expansion budget of {config.max_expansions} used up"
                         )
@@ -169,24 +289,53 @@ class BestFirstSearch:
             raise
 
     async def _expand(self, session: ProofSession, node: Node) -> None:
+        """Ask for candidates of `node`, apply them, mark it explored and publish `ExpansionDone`."""
         assert self.tree is not None
         tree = self.tree
-        stats = self.stats
+        counters = self._counters
+        loop = asyncio.get_running_loop()
+        counters.expansions += 1
+        candidates = await self._generate(node)
+        env_started = loop.time()
+        try:
+            await self._apply_candidates(session, node, candidates)
+        finally:
+            counters.nodes = len(tree.nodes)
+            counters.edges = tree.num_edges
+            counters.env_seconds += loop.time() - env_started
+        tree.mark_explored(node)
+        if self.events is not None:
+            self._publish(
+                ExpansionDone(
+                    problem_name=self.problem.name,
+                    expansion=counters.expansions,
+                    state=node.state.pp,
+                    candidates=len(candidates),
+                    frontier=tree.frontier_size,
+                    stats=counters.snapshot(),
+                )
+            )
+
+    async def _apply_candidates(self, session: ProofSession, node: Node, candidates: list[TacticCandidate]) -> None:
+        """Run `candidates` on `node`'s state (concurrently, up to the limit) and apply the outcomes in order.
+
+        Stops early once the root is proved. A backend failure ends the search with `ENV_ERROR`.
+        """
+        assert self.tree is not None
+        tree = self.tree
+        counters = self._counters
         config = self.config
         loop = asyncio.get_running_loop()
-        stats.expansions += 1
-        candidates = await self._generate(node)
         state = node.state
         timeout = config.tactic_timeout_s
         concurrent = config.max_concurrent_tactics > 1
-        by_mean = config.priority is PriorityScheme.LLEMMA
-        errors = stats.errors_by_kind
+        scores = config.priority.scores(candidates)
+        errors = counters.errors_by_kind
         runner = self._runner = _CandidateRunner(
             session, state, [candidate.text for candidate in candidates], timeout, config.max_concurrent_tactics
         )
         last = len(candidates) - 1
         applied = 0
-        env_started = loop.time()
         try:
             for index, candidate in enumerate(candidates):
                 if index == runner.next:
@@ -200,9 +349,7 @@ class BestFirstSearch:
                 else:
                     outcome = await runner.wait(index)
                 applied += 1
-                # PriorityScheme.score, inlined: this runs for every candidate of every expansion.
-                tokens = candidate.num_tokens
-                score = candidate.logprob / tokens if by_mean and tokens > 1 else candidate.logprob
+                score = scores[index]
                 if isinstance(outcome, TacticError):
                     tree.add_error(node, candidate, score, outcome)
                     kind = _KIND_NAMES[outcome.kind]
@@ -212,7 +359,7 @@ class BestFirstSearch:
                     if tree.root.status is NodeStatus.PROVED:  # it reached a state proved before
                         break
                 elif isinstance(outcome, ProofClosed):
-                    stats.tactics_tried += applied
+                    counters.tactics_tried += applied
                     applied = 0
                     await self._verify_closing(node, candidate, score)
                     if tree.root.status is NodeStatus.PROVED:
@@ -223,23 +370,9 @@ class BestFirstSearch:
             raise _SearchEnded(SearchStatus.ENV_ERROR, f"Lean backend failed: {error}") from error
         finally:
             self._runner = None
-            stats.tactics_tried += applied
-            stats.nodes = len(tree.nodes)
-            stats.edges = tree.num_edges
+            counters.tactics_tried += applied
             # Cancel what is still running and let it unwind before the next expansion reuses the session.
             await runner.stop()
-            stats.env_seconds += loop.time() - env_started
-        tree.mark_explored(node)
-        if self.observer is not None:
-            self.observer.on_expansion(
-                ExpansionEvent(
-                    theorem_name=self.theorem.name,
-                    expansion=stats.expansions,
-                    state=state,
-                    candidates=len(candidates),
-                    stats=stats,
-                )
-            )
 
     def _check_helpers(self) -> None:
         """Runs as soon as the search's task is suspended: if candidates wait to start, start helpers.
@@ -254,7 +387,7 @@ class BestFirstSearch:
     async def _generate(self, node: Node) -> list[TacticCandidate]:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        request = GenerationRequest(state=node.state, num_samples=self.config.num_samples, theorem=self.theorem)
+        request = GenerationRequest(state=node.state, num_samples=self.config.num_samples, theorem=self.problem)
         try:
             (candidates,) = await self.generator.generate([request])
         except asyncio.CancelledError:
@@ -262,12 +395,12 @@ class BestFirstSearch:
             # TimeoutError only on exit), so a TimeoutError raised by the generator is its failure.
             raise
         except Exception as error:
-            logger.exception("tactic generator failed on %s", self.theorem.name)
+            logger.exception("tactic generator failed on %s", self.problem.name)
             raise _SearchEnded(
                 SearchStatus.ENV_ERROR, f"tactic generator failed: {type(error).__name__}: {error}"
             ) from error
         finally:
-            self.stats.model_seconds += loop.time() - started
+            self._counters.model_seconds += loop.time() - started
         return self._deduplicate(candidates)
 
     def _deduplicate(self, candidates: Sequence[TacticCandidate]) -> list[TacticCandidate]:
@@ -285,51 +418,54 @@ class BestFirstSearch:
                 if text != candidate.text:
                     candidate = TacticCandidate(text=text, logprob=candidate.logprob, num_tokens=candidate.num_tokens)
             if not key or key in seen:
-                self.stats.duplicate_candidates += 1
+                self._counters.duplicate_candidates += 1
                 continue
             seen.add(key)
             unique.append(candidate)
         return unique
 
     async def _verify_closing(self, node: Node, candidate: TacticCandidate, score: float) -> None:
-        """A tactic closed every goal: re-check the whole proof before the tree may call it proved."""
+        """A tactic closed every goal: check the tactic sequence before the tree may call it proved."""
         assert self.tree is not None
-        tactics = [edge.tactic for edge in self.tree.path_to(node)] + [candidate.text]
-        verdict_ok = await self._verify(tactics)
-        if verdict_ok:
+        tactics = (*(edge.tactic for edge in self.tree.path_to(node)), candidate.text)
+        verdict = await self._run_check(tactics)
+        proof = self.env.syntax.render_tactics(tactics)
+        name = self.problem.name
+        if verdict.ok:
+            self._proof = proof
+            self._proof_tactics = tactics
             self.tree.add_proof(node, candidate, score)
-        else:
-            error = TacticError(TacticErrorKind.UNVERIFIED, self._rejected[-1].verify.reason)
-            self.tree.add_error(node, candidate, score, error)
-            self._count_error(TacticErrorKind.UNVERIFIED)
+            self._publish(ProofFound(problem_name=name, proof=proof, tactics=tactics))
+            return
+        logger.warning("proof of %s rejected by verification: %s", name, verdict.reason)
+        self._rejected.append(RejectedProof(proof=proof, verify=verdict))
+        self.tree.add_error(node, candidate, score, TacticError(TacticErrorKind.UNVERIFIED, verdict.reason))
+        errors = self._counters.errors_by_kind
+        kind = TacticErrorKind.UNVERIFIED.value
+        errors[kind] = errors.get(kind, 0) + 1
+        self._publish(ProofRejected(problem_name=name, proof=proof, reason=verdict.reason))
 
-    async def _verify(self, tactics: list[str]) -> bool:
-        """Run `LeanEnv.verify` on the rendered proof; its time does not count against the wall clock."""
+    async def _run_check(self, tactics: tuple[str, ...]) -> VerifyResult:
+        """Run the proof check; its time does not count against the wall clock."""
         loop = asyncio.get_running_loop()
-        proof = render_proof(tactics)
         started = loop.time()
         scope = self._timeout_scope
         if scope is not None:
             scope.reschedule(None)  # verification has its own timeout, outside the search's clock
         try:
-            verdict = await self.env.verify(self.theorem, proof, self.config.verify_timeout_s)
+            return await self._check(tactics)
         finally:
             elapsed = loop.time() - started
-            self.stats.verify_seconds += elapsed
+            self._counters.verify_seconds += elapsed
             self._deadline += elapsed
             if scope is not None:
                 with contextlib.suppress(RuntimeError):
                     scope.reschedule(self._deadline)
-        if verdict.ok:
-            self._proof = proof
-            self._proof_tactics = tuple(tactics)
-            return True
-        logger.warning("proof of %s rejected by verification: %s", self.theorem.name, verdict.reason)
-        self._rejected.append(RejectedProof(proof=proof, verify=verdict))
-        return False
 
-    def _count_error(self, kind: TacticErrorKind) -> None:
-        self.stats.errors_by_kind[kind.value] = self.stats.errors_by_kind.get(kind.value, 0) + 1
+    async def _verify_statement(self, tactics: tuple[str, ...]) -> VerifyResult:
+        """The default check: the whole file of the statement with the rendered proof, from scratch."""
+        proof = self.env.syntax.render_tactics(tactics)
+        return await self.env.verify(self.problem, proof, self.config.verify_timeout_s)
 
     def _failure_reason(self, base: str) -> str:
         if self._rejected:
@@ -413,14 +549,3 @@ class _CandidateRunner:
             for helper in self._helpers:
                 helper.cancel()
             await asyncio.gather(*self._helpers, return_exceptions=True)
-
-
-async def best_first_search(
-    theorem: Theorem,
-    env: LeanEnv,
-    generator: TacticGenerator,
-    config: SearchConfig,
-    observer: SearchObserver | None = None,
-) -> SearchResult:
-    """Run one best-first search; see `BestFirstSearch` for what a caller may rely on."""
-    return await BestFirstSearch(theorem, env, generator, config, observer).run()

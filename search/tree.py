@@ -50,11 +50,6 @@ class Edge:
     # alive, and one object fewer per edge is a third less for the garbage collector to walk.
 
     @property
-    def candidate(self) -> TacticCandidate:
-        """The candidate that proposed this tactic (rebuilt on each access)."""
-        return TacticCandidate(self.tactic, self.logprob, self.num_tokens)
-
-    @property
     def kind(self) -> str:
         if self.error is not None:
             return self.error.kind.value
@@ -102,6 +97,8 @@ class SearchTree:
         self._frontier: list[tuple[float, int, int]] = []
         self._push(self.root)
         self.num_edges = 0
+        self._open = 1
+        """Nodes that are OPEN and not explored yet: what `pop_best` may still return."""
 
     # -- building -------------------------------------------------------------------------
 
@@ -132,6 +129,7 @@ class SearchTree:
         edge = Edge(src, candidate.text, candidate.logprob, candidate.num_tokens, score)
         if dst is None:
             dst = self._new_node(state, priority=priority, depth=src.depth + 1, parent_edge=edge)
+            self._open += 1
             self._push(dst)
         elif priority > dst.priority and dst is not src and not _is_ancestor(dst, src):
             # A better path to a known state: the node keeps one identity and takes the better priority.
@@ -167,6 +165,8 @@ class SearchTree:
 
     def mark_explored(self, node: Node) -> None:
         """Call once every candidate of `node` has been applied; may propagate FAILED upward."""
+        if not node.explored and node.status is NodeStatus.OPEN:
+            self._open -= 1
         node.explored = True
         self._maybe_fail(node)
 
@@ -178,6 +178,8 @@ class SearchTree:
             current, via = stack.pop()
             if current.status is NodeStatus.PROVED:
                 continue
+            if current.status is NodeStatus.OPEN and not current.explored:
+                self._open -= 1
             current.status = NodeStatus.PROVED
             current.proved_by = via
             for parent_edge in current.in_edges:
@@ -226,7 +228,8 @@ class SearchTree:
 
     @property
     def frontier_size(self) -> int:
-        return len(self._frontier)
+        """How many nodes are open and not yet explored (stale queue entries are not counted)."""
+        return self._open
 
     # -- debugging and export --------------------------------------------------------------------
 
@@ -265,6 +268,9 @@ class SearchTree:
                 raise TreeInvariantError(f"node {node.id} should have FAILED")
         if edge_count != self.num_edges:
             raise TreeInvariantError(f"edge count {self.num_edges} but {edge_count} edges in the graph")
+        frontier = sum(1 for node in self.nodes.values() if node.status is NodeStatus.OPEN and not node.explored)
+        if frontier != self._open:
+            raise TreeInvariantError(f"frontier size {self._open} but {frontier} open unexplored nodes")
         try:
             self.proof_edges()
         except TreeInvariantError:

@@ -7,8 +7,8 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from lean_env.types import Theorem
-from search import BestFirstSearch, ExpansionEvent, SearchConfig, SearchResult
+from lean_env.types import Hole, Theorem
+from search import BestFirstSearch, ExpansionDone, ProofCheck, SearchConfig, SearchResult
 from tests.stand_ins.scripted import (
     Script,
     ScriptedEnv,
@@ -22,23 +22,25 @@ GUARD_S = 10.0
 
 
 class Recorder:
-    """An observer that keeps every event and checks the tree's invariants as the search runs."""
+    """An event listener that keeps every event and checks the tree's invariants after each expansion."""
 
     def __init__(self) -> None:
-        self.events: list[ExpansionEvent] = []
+        self.all: list[object] = []
         self.search: BestFirstSearch | None = None
-        self.snapshots: list[dict[str, Any]] = []
 
-    def on_expansion(self, event: ExpansionEvent) -> None:
-        self.events.append(event)
-        # The event carries the live stats object; keep a copy of what it said at this moment.
-        self.snapshots.append(dataclasses.asdict(event.stats))
-        if self.search is not None and self.search.tree is not None:
+    def __call__(self, event: object) -> None:
+        self.all.append(event)
+        if isinstance(event, ExpansionDone) and self.search is not None and self.search.tree is not None:
             self.search.tree.check_invariants()
 
     @property
+    def events(self) -> list[ExpansionDone]:
+        """The `ExpansionDone` events, in order."""
+        return [event for event in self.all if isinstance(event, ExpansionDone)]
+
+    @property
     def expanded(self) -> list[str]:
-        return [event.state.pp for event in self.events]
+        return [event.state for event in self.events]
 
 
 @dataclasses.dataclass
@@ -74,6 +76,8 @@ async def run_search(
     theorem: Theorem | None = None,
     initial: str = "root",
     latency: Callable[[str, str], float] | None = None,
+    hole: Hole | None = None,
+    verify: ProofCheck | None = None,
 ) -> Run:
     env = env if env is not None else ScriptedEnv(script, initial, latency=latency)
     generator = (
@@ -82,7 +86,9 @@ async def run_search(
         else ScriptedGenerator(table if table is not None else uniform_candidates(script))
     )
     recorder = Recorder()
-    search = BestFirstSearch(theorem or make_theorem(), env, generator, cfg or config(), observer=recorder)
+    search = BestFirstSearch(
+        theorem or make_theorem(), env, generator, cfg or config(), hole=hole, verify=verify, events=recorder
+    )
     recorder.search = search
     async with asyncio.timeout(GUARD_S):
         result = await search.run()

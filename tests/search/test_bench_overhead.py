@@ -67,3 +67,6 @@ async def test_reference_loop_expands_transpositions_again_and_survives_backend_
     assert await reference_search(make_theorem(), crashing, generator, 10, 8, 60.0, 1.0) == (False, [], 1)
     refusing = ScriptedEnv({}, start_error="bad header")
     assert await reference_search(make_theorem(), refusing, generator, 10, 8, 60.0, 1.0) == (False, [], 0)
+    invalid = ScriptedEnv({"root": {"boom": Crash()}}, invalid={"t": "unknown identifier 'x'"})
+    assert await reference_search(make_theorem(), invalid, generator, 10, 8, 60.0, 1.0) == (False, [], 0)
+    assert invalid.counters.tactics == 0

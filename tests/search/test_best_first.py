@@ -1,20 +1,41 @@
 """Best-first search end to end over the scripted environment and generator.
 
-Every search here runs with `debug_invariants=True`, and the recorder re-checks the tree after each
-expansion (see helpers.py).
+Every search here runs with `debug_invariants=True`, and the recorder (an event listener) re-checks
+the tree after each expansion (see helpers.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator, Mapping
 
 import pytest
 
 from lean_env.errors import BackendCrashed
-from lean_env.types import ProofClosed, TacticError, TacticErrorKind, Theorem, VerifyResult
-from search import BestFirstSearch, NodeStatus, PriorityScheme, SearchStatus
-from tests.search.helpers import GUARD_S, comparable, config, run_search
+from lean_env.types import (
+    Hole,
+    Position,
+    ProofClosed,
+    ProofState,
+    TacticError,
+    TacticErrorKind,
+    Theorem,
+    VerifyResult,
+    VerifyStatus,
+)
+from search import (
+    BestFirstSearch,
+    EventHub,
+    NodeStatus,
+    PriorityScheme,
+    ProofFound,
+    ProofRejected,
+    SearchFinished,
+    SearchStarted,
+    SearchStatus,
+)
+from tests.search.helpers import GUARD_S, Recorder, comparable, config, run_search
 from tests.stand_ins.scripted import (
     Crash,
     Effect,
@@ -481,19 +502,194 @@ async def test_two_hundred_searches_share_one_loop_and_one_env() -> None:
     assert env.counters.max_in_flight > 50
 
 
-async def test_observer_gets_one_event_per_expansion() -> None:
-    script: Script = {"root": {"a": "A", "b": "B"}, "A": {"x": err()}, "B": {"y": "C"}, "C": {"z": CLOSED}}
-    table = {"root": [("a", -0.1, 1), ("b", -0.2, 1)], "A": [("x", -1.0, 1)], "B": [("y", -1.0, 1)]}
+async def test_events_tell_the_whole_search_in_order() -> None:
+    script: Script = {
+        "root": {"a": "A", "b": "B"},
+        "A": {"x": err()},
+        "B": {"fake": Unsound(), "y": "C"},
+        "C": {"z": CLOSED},
+    }
+    table = {"root": [("a", -0.1, 1), ("b", -0.2, 1)], "A": [("x", -1.0, 1)], "B": [("fake", -0.5, 1), ("y", -1.0, 1)]}
     table["C"] = [("z", -1.0, 1)]
     run = await run_search(script, table=table)
-    events = run.recorder.events
     assert run.result.status is SearchStatus.PROVED
+    kinds = [type(event).__name__ for event in run.recorder.all]
+    assert kinds == [
+        "SearchStarted",
+        "ExpansionDone",  # root
+        "ExpansionDone",  # A
+        "ProofRejected",  # B: `fake` closes step by step, the re-check refuses it
+        "ExpansionDone",  # B
+        "ProofFound",  # C: `z`
+        "ExpansionDone",  # C
+        "SearchFinished",
+    ]
+    started, finished = run.recorder.all[0], run.recorder.all[-1]
+    assert isinstance(started, SearchStarted) and started.problem_name == "t" and started.at > 0
+    assert isinstance(finished, SearchFinished) and finished.result is run.result
+    rejected = next(event for event in run.recorder.all if isinstance(event, ProofRejected))
+    assert rejected.proof == "by\n  b\n  fake" and "sorry" in rejected.reason
+    found = next(event for event in run.recorder.all if isinstance(event, ProofFound))
+    assert found.tactics == run.result.tactics == ("b", "y", "z") and found.proof == run.result.proof
+    events = run.recorder.events
     assert len(events) == run.result.stats.expansions == 4
     assert [e.expansion for e in events] == [1, 2, 3, 4]
-    assert [e.state.pp for e in events] == ["root", "A", "B", "C"]
-    assert [e.candidates for e in events] == [2, 1, 1, 1]
-    assert all(e.theorem_name == "t" for e in events)
-    assert [snapshot["expansions"] for snapshot in run.recorder.snapshots] == [1, 2, 3, 4]
+    assert [e.state for e in events] == ["root", "A", "B", "C"]
+    assert [e.candidates for e in events] == [2, 1, 2, 1]
+    # Open states left to expand after each expansion: {A, B}, {B}, {C}, {}.
+    assert [e.frontier for e in events] == [2, 1, 1, 0]
+    assert all(e.problem_name == "t" for e in events)
+
+
+async def test_an_event_keeps_what_it_said_after_the_search_moves_on() -> None:
+    run = await run_search(Chain(), initial="d0", table=ChainTable(), cfg=config(max_expansions=6))
+    third = run.recorder.events[2]
+    assert third.expansion == third.stats.expansions == 3
+    assert third.stats.errors_by_kind == {"lean_error": 3}
+    assert run.result.stats.expansions == 6 and run.result.stats.errors_by_kind == {"lean_error": 6}
+    # Snapshots share nothing: not with the live counters, not with each other.
+    assert third.stats.errors_by_kind is not run.recorder.events[3].stats.errors_by_kind
+    assert run.search.stats == run.result.stats and run.search.stats is not run.result.stats
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        third.stats.expansions = 99  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        third.expansion = 99  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.result.stats.nodes = 0  # type: ignore[misc]
+
+
+async def test_a_failing_listener_does_not_break_the_search(caplog: pytest.LogCaptureFixture) -> None:
+    heard: list[object] = []
+
+    def listener(event: object) -> None:
+        heard.append(event)
+        raise RuntimeError("listener bug")
+
+    script: Script = {"root": {"intro x": "A"}, "A": {"simp [x]": CLOSED}}
+    env, generator = ScriptedEnv(script), ScriptedGenerator(uniform_candidates(script))
+    search = BestFirstSearch(make_theorem(), env, generator, config(), events=listener)
+    result = await asyncio.wait_for(search.run(), GUARD_S)
+    assert result.status is SearchStatus.PROVED and result.tactics == ("intro x", "simp [x]")
+    assert [type(event).__name__ for event in heard] == [
+        "SearchStarted",
+        "ExpansionDone",
+        "ProofFound",
+        "ExpansionDone",
+        "SearchFinished",
+    ]
+    assert "listener bug" in caplog.text
+
+
+async def test_an_event_hub_streams_a_search_to_an_async_consumer() -> None:
+    hub = EventHub()
+    script: Script = {"root": {"intro x": "A"}, "A": {"simp [x]": CLOSED}}
+    env, generator = ScriptedEnv(script), ScriptedGenerator(uniform_candidates(script))
+    received: list[object] = []
+    stream = hub.stream()  # subscribed from here on, before anyone iterates
+
+    async def consume() -> None:
+        async with stream:
+            async for event in stream:
+                received.append(event)
+                if isinstance(event, SearchFinished):
+                    break
+
+    search = BestFirstSearch(make_theorem(), env, generator, config(), events=hub)
+    result = await search.run()  # runs to the end before the consumer has even started
+    await asyncio.wait_for(consume(), GUARD_S)
+    assert [type(event).__name__ for event in received] == [
+        "SearchStarted",
+        "ExpansionDone",
+        "ProofFound",
+        "ExpansionDone",
+        "SearchFinished",
+    ]
+    assert isinstance(received[-1], SearchFinished) and received[-1].result is result
+    hub.publish("after the close")
+    assert len(received) == 5  # closing the stream unsubscribed it
+
+
+async def test_a_slow_stream_consumer_keeps_only_the_latest_events() -> None:
+    hub = EventHub()
+    stream = hub.stream(maxsize=3)
+    for number in range(10):
+        hub(number)  # a hub is itself a listener
+    assert [await anext(stream) for _ in range(3)] == [7, 8, 9]
+    await stream.aclose()
+    await stream.aclose()
+
+
+async def test_a_cancelled_search_publishes_no_finish_and_keeps_its_stats() -> None:
+    script: Script = {"root": {"quick": err(), "a": "A"}, "A": {"hang": Hang()}}
+    recorder = Recorder()
+    env, generator = ScriptedEnv(script), ScriptedGenerator(uniform_candidates(script))
+    search = BestFirstSearch(make_theorem(), env, generator, config(tactic_timeout_s=5.0), events=recorder)
+    task = asyncio.create_task(search.run())
+    await asyncio.sleep(0.1)  # root expanded, A's `hang` now running
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, GUARD_S)
+    assert [type(event).__name__ for event in recorder.all] == ["SearchStarted", "ExpansionDone"]
+    stats = search.stats
+    assert stats.expansions == 2 and stats.tactics_tried == 2 and stats.errors_by_kind == {"lean_error": 1}
+    assert stats.wall_seconds >= 0.1
+
+
+# -- statements that do not elaborate, and searches on a hole -------------------------------------
+
+
+async def test_an_invalid_statement_is_reported_with_leans_message_and_no_expansion() -> None:
+    script: Script = {"root": {"a": CLOSED}}
+    message = "unknown identifier 'Real.sqrt'"
+    env = ScriptedEnv(script, invalid={"t": message})
+    run = await run_search(script, env=env)
+    assert run.result.status is SearchStatus.INVALID_STATEMENT
+    assert run.result.failure_reason == message
+    assert run.result.stats.expansions == 0 and run.generator.calls == 0 and run.search.tree is None
+    assert not run.result.verified and run.result.proof is None
+    assert [type(event).__name__ for event in run.recorder.all] == ["SearchStarted", "SearchFinished"]
+
+
+async def test_a_hole_search_proves_the_holes_goal_with_the_callers_check() -> None:
+    script: Script = {"root": {"intro x": "A"}, "A": {"simp [x]": CLOSED}}
+    env = ScriptedEnv(script)
+    sketch = "theorem t : True := by\n  have h : True := by\n    sorry\n  sorry\n"
+    checked = await env.check(sketch, 5.0)
+    hole = checked.holes[1]
+    asked: list[tuple[str, ...]] = []
+
+    async def splice_and_check(tactics: tuple[str, ...]) -> VerifyResult:
+        asked.append(tactics)
+        text = env.syntax.splice(sketch, checked.holes, [["trivial"], tactics])
+        return VerifyResult(VerifyStatus.VALID, checked_text=text)
+
+    run = await run_search(script, env=env, hole=hole, verify=splice_and_check)
+    assert run.result.status is SearchStatus.PROVED and run.result.verified
+    assert run.result.tactics == ("intro x", "simp [x]") and asked == [("intro x", "simp [x]")]
+    assert run.result.proof == "by\n  intro x\n  simp [x]"
+    assert env.counters.verifies == 0  # the statement's whole-file check was never asked
+
+
+async def test_a_rejection_by_the_callers_check_is_recorded_like_any_other() -> None:
+    script: Script = {"root": {"a": CLOSED, "b": CLOSED}}
+    table = {"root": [("a", -0.1, 1), ("b", -0.2, 1)]}
+
+    async def only_b(tactics: tuple[str, ...]) -> VerifyResult:
+        if tactics == ("b",):
+            return VerifyResult(VerifyStatus.VALID)
+        return VerifyResult(VerifyStatus.LEAN_ERROR, reason="the sketch does not close")
+
+    run = await run_search(script, table=table, verify=only_b)
+    assert run.result.status is SearchStatus.PROVED and run.result.tactics == ("b",)
+    assert [r.verify.reason for r in run.result.rejected_proofs] == ["the sketch does not close"]
+    assert run.result.stats.errors_by_kind == {"unverified": 1}
+
+
+def test_a_hole_search_without_its_own_check_is_refused() -> None:
+    env = ScriptedEnv({"root": {}})
+    hole = Hole(0, "root", ProofState.from_pp("root"), Position(1, 0), Position(1, 5))
+    with pytest.raises(ValueError, match="verify"):
+        BestFirstSearch(make_theorem(), env, ScriptedGenerator({}), config(), hole=hole)
 
 
 async def test_a_search_object_runs_once() -> None:

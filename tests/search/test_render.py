@@ -1,4 +1,9 @@
-"""Rendering a tactic sequence as a Lean `by` block, and the candidate text clean-up the search relies on."""
+"""The candidate text clean-up and de-duplication key the search relies on, and the Lean rendering of its proofs.
+
+Rendering belongs to the backend (`LeanEnv.syntax.render_tactics`, here `lean_env.lean_syntax.LEAN`);
+the round-trip tests stay here because the scripted environment's `split_rendered_proof` must read
+back what the search reports; the rest could move to tests/lean_env/test_lean_syntax.py.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search import normalize_tactic, render_proof
-from search.render import clean_tactic
+from lean_env.lean_syntax import LEAN, clean_tactic
+from search import normalize_tactic
 from tests.stand_ins.scripted import split_rendered_proof
 
 CALC = "calc a = b := by rw [h₀]\n  _ = c := by ring\n  _ = d := by\n    simp [h₁]\n    ring"
@@ -33,16 +38,16 @@ def test_clean_keeps_relative_indentation_and_drops_blank_edges() -> None:
 
 
 def test_single_line_tactics_render_one_per_line() -> None:
-    assert render_proof(["intro x", "simp [x]", "ring"]) == "by\n  intro x\n  simp [x]\n  ring"
+    assert LEAN.render_tactics(["intro x", "simp [x]", "ring"]) == "by\n  intro x\n  simp [x]\n  ring"
 
 
 def test_empty_proof_is_rejected() -> None:
     with pytest.raises(ValueError, match="at least one tactic"):
-        render_proof([])
+        LEAN.render_tactics([])
 
 
 def test_multiline_tactics_keep_their_relative_indentation() -> None:
-    proof = render_proof(["have h₂ : b = c := by\n  ring", CALC])
+    proof = LEAN.render_tactics(["have h₂ : b = c := by\n  ring", CALC])
     assert proof == (
         "by\n"
         "  have h₂ : b = c := by\n"
@@ -58,17 +63,17 @@ def test_multiline_tactics_keep_their_relative_indentation() -> None:
 def test_induction_arms_at_the_tactic_column_stay_at_the_tactic_column() -> None:
     # Lean accepts `| zero => ...` arms at the column of `induction`; rendering must not move them.
     tactic = "induction n with\n| zero => simp\n| succ k ih => omega"
-    assert render_proof([tactic]) == "by\n  induction n with\n  | zero => simp\n  | succ k ih => omega"
+    assert LEAN.render_tactics([tactic]) == "by\n  induction n with\n  | zero => simp\n  | succ k ih => omega"
 
 
 @pytest.mark.parametrize("tactics", [[CALC], ["constructor", FOCUS, "· simp"], ["intro n", INDUCTION, "done"]])
 def test_multiline_proofs_parse_back_into_the_same_tactics(tactics: list[str]) -> None:
-    assert split_rendered_proof(render_proof(tactics)) == tactics
+    assert split_rendered_proof(LEAN.render_tactics(tactics)) == tactics
 
 
 def test_blank_lines_inside_a_tactic_survive_the_round_trip() -> None:
     tactic = "calc a = b := h\n\n  _ = c := h'"
-    proof = render_proof(["intro", tactic])
+    proof = LEAN.render_tactics(["intro", tactic])
     assert "\n\n" in proof
     assert split_rendered_proof(proof) == ["intro", tactic]
 
@@ -87,7 +92,7 @@ def _tactics(draw: st.DrawFn) -> str:
 @settings(max_examples=80, deadline=None, derandomize=True)
 @given(st.lists(_tactics(), min_size=1, max_size=5))
 def test_rendering_round_trips_for_any_indented_block(tactics: list[str]) -> None:
-    proof = render_proof(tactics)
+    proof = LEAN.render_tactics(tactics)
     assert proof.startswith("by\n")
     # Every line of the block is indented at least one level, so it stays inside the `by`.
     assert all(line.startswith("  ") for line in proof.splitlines()[1:] if line)

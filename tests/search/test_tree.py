@@ -243,3 +243,23 @@ def test_invariant_check_catches_a_missing_in_edge() -> None:
     a.in_edges.clear()
     with pytest.raises(TreeInvariantError, match="in-edges"):
         tree.check_invariants()
+
+
+def test_frontier_size_counts_open_unexplored_nodes_once() -> None:
+    tree = SearchTree(S("root"))
+    assert tree.frontier_size == 1
+    root = tree.pop_best()
+    assert root is not None
+    progress(tree, root, "a", "A", -1.0)
+    progress(tree, root, "b", "B", -3.0)
+    progress(tree, root, "b'", "B", -0.5)  # a better path re-pushes B: two queue entries, one node
+    progress(tree, root, "c", "C", -2.0)
+    tree.mark_explored(root)
+    assert tree.frontier_size == 3  # A, B, C
+    a = tree.nodes[S("A")]
+    tree.add_proof(tree.nodes[S("C")], C("done"), -1.0)  # C proved before it was expanded
+    assert tree.frontier_size == 2 and tree.root.status is NodeStatus.PROVED
+    tree.add_error(a, C("x"), -1.0, ERROR)
+    tree.mark_explored(a)
+    assert tree.frontier_size == 1
+    tree.check_invariants()

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lean_env.types import ProofState, Theorem, VerifyResult, VerifyStatus
+from lean_env.lean_syntax import LEAN
+from lean_env.types import Problem, ProofState, VerifyResult, VerifyStatus
 from search import (
     GenerationRequest,
     PriorityScheme,
@@ -62,6 +63,27 @@ def test_candidate_scores() -> None:
     assert PriorityScheme.REPROVER.score(candidate) == -6.0
     # A zero-token candidate must not divide by zero.
     assert TacticCandidate("x", logprob=-2.0, num_tokens=0).mean_logprob == -2.0
+    assert PriorityScheme.LLEMMA.score(TacticCandidate("x", logprob=-2.0, num_tokens=0)) == -2.0
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.builds(
+            TacticCandidate,
+            text=st.just("t"),
+            logprob=st.floats(min_value=-1e6, max_value=0.0),
+            num_tokens=st.integers(min_value=-2, max_value=500),
+        ),
+        max_size=40,
+    )
+)
+def test_scoring_an_expansion_at_once_is_scoring_each_candidate(candidates: list[TacticCandidate]) -> None:
+    # The search scores an expansion's candidates in one call; it must be the per-candidate rule.
+    assert PriorityScheme.LLEMMA.scores(candidates) == [c.mean_logprob for c in candidates]
+    assert PriorityScheme.REPROVER.scores(candidates) == [c.logprob for c in candidates]
+    for scheme in PriorityScheme:
+        assert scheme.scores(candidates) == [scheme.score(c) for c in candidates]
 
 
 def _verify(status: VerifyStatus = VerifyStatus.SORRY) -> VerifyResult:
@@ -119,8 +141,11 @@ def test_proof_state_equality_is_the_text_only() -> None:
 
 
 _statement_text = st.text(
-    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\r"), min_size=1, max_size=40
-).filter(lambda s: s.strip() and not s.rstrip().endswith((":=", "by")))
+    # No `:`, brackets, comment or string delimiters: the statement's own `:=` must be the first one.
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\r:()[]{}⦃⦄⟨⟩⟦⟧⦅⦆‹›-/\"'«»"),
+    min_size=1,
+    max_size=40,
+).filter(lambda s: s.strip() and not s.rstrip().endswith("by"))
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
@@ -130,12 +155,9 @@ _statement_text = st.text(
     by_gap=st.sampled_from([" by", " by ", "\n  by", "", " by\n"]),
     header=st.sampled_from(["", "import Mathlib\nopen Real\n\n"]),
 )
-def test_file_text_keeps_the_statement_byte_identical(body: str, gap: str, by_gap: str, header: str) -> None:
+def test_the_checked_file_keeps_the_statement_byte_identical(body: str, gap: str, by_gap: str, header: str) -> None:
     formal = f"theorem t{gap}{body}{gap}:={by_gap}"
-    theorem = Theorem(name="t", header=header, formal_statement=formal)
-    text = theorem.file_text("by\n  simp")
-    assert text.startswith(header)
-    statement = theorem.statement_without_by
-    assert formal.startswith(statement)
+    problem = Problem(name="t", header=header, formal_statement=formal)
+    text = LEAN.proof_file(problem, LEAN.render_tactics(["simp"]))
+    statement = f"theorem t{gap}{body}".rstrip()
     assert text == f"{header}{statement} := by\n  simp\n"
-    assert f"theorem t{gap}{body}".rstrip() == statement
