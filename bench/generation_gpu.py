@@ -8,9 +8,9 @@ token is that of the trained model) and the tokenizer is synthetic (a word-level
 the model's size; only token ids matter). Each concurrent "search" asks for `--samples` candidates
 of `--new-tokens` tokens for its own prompt of about `--prompt-tokens` tokens.
 
-- `hf`: our backend as the prover runs it: `MergingGenerator` over `HFGenerator`; the searches'
-  requests arrive concurrently and are merged (each prompt encoded once, its cache shared by its
-  samples, work chunked by `--max-batch-tokens`).
+- `hf`: our backend as the prover runs it: `PromptedTacticGenerator` over `MergingGenerator` over
+  `HFGenerator`; the searches' requests arrive concurrently and are merged (each prompt encoded
+  once, its cache shared by its samples, work chunked by `--max-batch-tokens`).
 - `naive`: `model.generate(num_return_sequences=samples, do_sample=True, top_k=0)` for one request
   at a time, as the reference loop does; concurrency does not change its rate, so rows whose full
   run would overrun `--time-budget-s` measure the first requests only (the row says how many).
@@ -39,6 +39,7 @@ from prover.models.base import SamplingConfig
 from prover.models.batching import MergingGenerator
 from prover.models.hf import HFGenerator
 from prover.models.prompts import PromptFormat
+from prover.models.tactics import PromptedTacticGenerator
 from search.types import GenerationRequest
 
 # A stop string the synthetic vocabulary can never produce, so every candidate runs its full length
@@ -148,20 +149,20 @@ def run_ours(
     inner = HFGenerator(
         model,
         tokenizer,
-        prompt_format=BENCH_FORMAT,
-        sampling=sampling,
+        seed=sampling.seed,
         max_batch_tokens=args.max_batch_tokens,
         static_cache=static,
         model_name="random-llemma-7b-shape",
     )
     merger = MergingGenerator(inner, window_ms=5, max_batch_cost=args.max_batch_tokens, cost=inner.request_cost)
+    generator = PromptedTacticGenerator(merger, BENCH_FORMAT, sampling)
     requests = [GenerationRequest(s, args.samples) for s in states(concurrency, args.prompt_tokens, args.vocab, 1)]
 
     async def searches() -> list[Any]:
         try:
-            return await asyncio.gather(*(merger.generate([r]) for r in requests))
+            return await asyncio.gather(*(generator.generate([r]) for r in requests))
         finally:
-            await merger.close()
+            await generator.close()
 
     sync(device)
     start = time.perf_counter()
@@ -229,6 +230,73 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def measure_ours(
+    model: Any, tokenizer: Any, args: argparse.Namespace, device: torch.device
+) -> dict[tuple[str, int], float]:
+    """The `hf` rows (and `hf+static` with `--static-cache`): candidates per second by (path, searches)."""
+    results: dict[tuple[str, int], float] = {}
+    paths = [("hf", False)] + ([("hf+static", True)] if args.static_cache else [])
+    for name, static in paths:
+        for level in args.levels:
+            reset_peak(device)
+            try:
+                seconds, note = run_ours(model, tokenizer, args, level, device, static)
+            except torch.cuda.OutOfMemoryError as error:
+                say(f"{name:<12} {level:>8} {'-':>10} {'-':>8} {'OOM':>8} {peak_gib(device):>8}  {error}".rstrip())
+                torch.cuda.empty_cache()
+                continue
+            candidates = level * args.samples
+            rate = candidates / seconds
+            results[(name, level)] = rate
+            say(f"{name:<12} {level:>8} {candidates:>10} {seconds:>8.2f} {rate:>8.1f} {peak_gib(device):>8}  {note}")
+    return results
+
+
+def measure_naive(
+    model: Any, tokenizer: Any, args: argparse.Namespace, device: torch.device
+) -> dict[tuple[str, int], float]:
+    """The `naive` rows, within `--time-budget-s`: candidates per second by ("naive", searches)."""
+    results: dict[tuple[str, int], float] = {}
+    naive_started = time.perf_counter()
+    per_request: float | None = None
+    for level in args.levels:
+        count = level
+        if per_request is not None:
+            left = args.time_budget_s - (time.perf_counter() - naive_started)
+            count = max(1, min(level, int(left / per_request)))
+        reset_peak(device)
+        try:
+            seconds = run_naive(model, tokenizer, args, count, device)
+        except torch.cuda.OutOfMemoryError as error:
+            say(f"{'naive':<12} {level:>8} {'-':>10} {'-':>8} {'OOM':>8} {peak_gib(device):>8}  {error}")
+            torch.cuda.empty_cache()
+            continue
+        per_request = seconds / count
+        candidates = count * args.samples
+        rate = candidates / seconds
+        results[("naive", level)] = rate
+        note = "one request at a time" + ("" if count == level else f"; measured {count} of {level} requests")
+        say(f"{'naive':<12} {level:>8} {candidates:>10} {seconds:>8.2f} {rate:>8.1f} {peak_gib(device):>8}  {note}")
+    return results
+
+
+def summarize(results: dict[tuple[str, int], float], args: argparse.Namespace, started: float) -> None:
+    """The ratios at 8 concurrent searches and the last, machine-readable line."""
+    say()
+    hf8 = results.get(("hf", 8), math.nan)
+    naive8 = results.get(("naive", 8), math.nan)
+    if not math.isnan(hf8) and not math.isnan(naive8):
+        say(f"# hf / naive at 8 concurrent searches: {hf8 / naive8:.1f}x")
+    static8 = results.get(("hf+static", 8), math.nan)
+    if not math.isnan(static8) and not math.isnan(naive8):
+        say(f"# hf+static / naive at 8 concurrent searches: {static8 / naive8:.1f}x")
+    say(f"# total {time.perf_counter() - started:.1f} s")
+    line = f"hf_candidates_per_s_8x{args.samples}={hf8:.1f} naive_candidates_per_s_8x{args.samples}={naive8:.1f}"
+    if not math.isnan(static8):
+        line += f" hf_static_candidates_per_s_8x{args.samples}={static8:.1f}"
+    say(line)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     started = time.perf_counter()
@@ -263,58 +331,10 @@ def main(argv: list[str] | None = None) -> None:
     say(f"# warm-up done at {time.perf_counter() - started:.1f} s")
     say()
     say(f"{'path':<12} {'searches':>8} {'candidates':>10} {'seconds':>8} {'cand/s':>8} {'peak GiB':>8}  notes")
-
-    results: dict[tuple[str, int], float] = {}
-    paths = [("hf", False)] + ([("hf+static", True)] if args.static_cache else [])
-    for name, static in paths:
-        for level in args.levels:
-            reset_peak(device)
-            try:
-                seconds, note = run_ours(model, tokenizer, args, level, device, static)
-            except torch.cuda.OutOfMemoryError as error:
-                say(f"{name:<12} {level:>8} {'-':>10} {'-':>8} {'OOM':>8} {peak_gib(device):>8}  {error}".rstrip())
-                torch.cuda.empty_cache()
-                continue
-            candidates = level * args.samples
-            rate = candidates / seconds
-            results[(name, level)] = rate
-            say(f"{name:<12} {level:>8} {candidates:>10} {seconds:>8.2f} {rate:>8.1f} {peak_gib(device):>8}  {note}")
-
+    results = measure_ours(model, tokenizer, args, device)
     if not args.skip_naive:
-        naive_started = time.perf_counter()
-        per_request: float | None = None
-        for level in args.levels:
-            count = level
-            if per_request is not None:
-                left = args.time_budget_s - (time.perf_counter() - naive_started)
-                count = max(1, min(level, int(left / per_request)))
-            reset_peak(device)
-            try:
-                seconds = run_naive(model, tokenizer, args, count, device)
-            except torch.cuda.OutOfMemoryError as error:
-                say(f"{'naive':<12} {level:>8} {'-':>10} {'-':>8} {'OOM':>8} {peak_gib(device):>8}  {error}")
-                torch.cuda.empty_cache()
-                continue
-            per_request = seconds / count
-            candidates = count * args.samples
-            rate = candidates / seconds
-            results[("naive", level)] = rate
-            note = "one request at a time" + ("" if count == level else f"; measured {count} of {level} requests")
-            say(f"{'naive':<12} {level:>8} {candidates:>10} {seconds:>8.2f} {rate:>8.1f} {peak_gib(device):>8}  {note}")
-
-    say()
-    hf8 = results.get(("hf", 8), math.nan)
-    naive8 = results.get(("naive", 8), math.nan)
-    if not math.isnan(hf8) and not math.isnan(naive8):
-        say(f"# hf / naive at 8 concurrent searches: {hf8 / naive8:.1f}x")
-    static8 = results.get(("hf+static", 8), math.nan)
-    if not math.isnan(static8) and not math.isnan(naive8):
-        say(f"# hf+static / naive at 8 concurrent searches: {static8 / naive8:.1f}x")
-    say(f"# total {time.perf_counter() - started:.1f} s")
-    line = f"hf_candidates_per_s_8x{args.samples}={hf8:.1f} naive_candidates_per_s_8x{args.samples}={naive8:.1f}"
-    if not math.isnan(static8):
-        line += f" hf_static_candidates_per_s_8x{args.samples}={static8:.1f}"
-    say(line)
+        results.update(measure_naive(model, tokenizer, args, device))
+    summarize(results, args, started)
 
 
 if __name__ == "__main__":

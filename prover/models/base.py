@@ -1,6 +1,6 @@
-"""What every model backend shares: sampling settings, errors, and candidate post-processing.
+"""What every model backend shares: sampling settings, errors, stop strings and candidate post-processing.
 
-A backend produces raw completions (text, summed log-prob, token count); `finalize_candidates`
+A backend produces `Completion`s (text, per-token log-probs, finish reason); `finalize_candidates`
 turns them into what `TacticGenerator.generate` promises: tactics cut at the format's stop
 string, cleaned, unique by text (a duplicate keeps its best score), best first.
 Nothing here imports torch, transformers, httpx or vllm.
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from lean_env.errors import MissingDependency
 from prover.config import ModelSettings
+from prover.models.text import Completion
 from search.render import clean_tactic
 from search.types import TacticCandidate
 
@@ -46,8 +47,8 @@ class ModelLoadError(MissingDependency):
 class SamplingConfig:
     """How candidates are drawn; the subset of `ModelSettings` every backend understands.
 
-    `temperature == 0` means beam search where the backend offers it (hf, vllm); `top_k == 0`
-    disables top-k (Hugging Face would otherwise apply 50).
+    `temperature == 0` means beam search where the backend offers it (hf, vllm) and greedy
+    decoding elsewhere (openai); `top_k == 0` disables top-k (Hugging Face would otherwise apply 50).
     """
 
     max_new_tokens: int = 256
@@ -81,19 +82,6 @@ class SamplingConfig:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class RawCompletion:
-    """One completion as a backend produced it, before cutting and de-duplication.
-
-    `logprob` sums the model's raw log-probabilities of `num_tokens` generated tokens: every token
-    up to and including the one that completed a stop string, or the EOS token.
-    """
-
-    text: str
-    logprob: float
-    num_tokens: int
-
-
 def find_stop(text: str, stops: Sequence[str]) -> int | None:
     """Index of the earliest occurrence of any stop string in `text`, or None."""
     positions = [index for index in (text.find(stop) for stop in stops if stop) if index >= 0]
@@ -107,15 +95,16 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> str:
 
 
 def finalize_candidates(
-    completions: Iterable[RawCompletion],
+    completions: Iterable[Completion],
     extract: Callable[[str], str],
     limit: int | None = None,
 ) -> list[TacticCandidate]:
     """Cut, clean and de-duplicate completions; best (highest mean token log-prob) first.
 
     `extract` cuts a completion down to the tactic (the prompt format's rule). Empty tactics are
-    dropped. Among duplicates the one with the best mean log-prob is kept, so a tactic the model
-    reached by two tokenisations is scored by its likelier one. Ties keep generation order.
+    dropped. A candidate's score covers every token of its completion (at least one is counted).
+    Among duplicates the one with the best mean log-prob is kept, so a tactic the model reached by
+    two tokenisations is scored by its likelier one. Ties keep generation order.
     """
     best: dict[str, TacticCandidate] = {}
     order: dict[str, int] = {}
@@ -123,7 +112,7 @@ def finalize_candidates(
         text = clean_tactic(extract(completion.text))
         if not text.strip():
             continue
-        candidate = TacticCandidate(text=text, logprob=float(completion.logprob), num_tokens=completion.num_tokens)
+        candidate = TacticCandidate(text, float(completion.logprob), max(1, completion.num_tokens))
         kept = best.get(text)
         if kept is None:
             order[text] = len(order)

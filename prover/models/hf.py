@@ -11,13 +11,16 @@ cannot stop on strings cheaply. This loop instead
   attention mask lets each sample see the prompt and its own earlier tokens only (tree attention).
   Memory per prompt is `L + n*T` tokens instead of `n*(L + T)`, and the prompt's keys are read
   once per step for all its samples;
-- samples (temperature, top-p, top-k, where top_k=0 means off) or runs beam search (temperature 0:
-  beams re-parent by gathering mask rows; the cache itself never moves), summing the log-softmax of
-  the raw logits, so a candidate's log-prob equals a teacher-forced forward pass over its tokens;
-- stops a sample at EOS or when its text contains a stop string (decoding only a short window of
-  its last tokens per step), and drops prompts whose samples are all done from the batch;
-- splits the work into chunks of at most `max_batch_tokens` cache slots (`sum of L + n*T`), so
-  memory is bounded whatever the concurrency.
+- samples (temperature, top-p, top-k, where top_k=0 means off), decodes greedily (temperature 0),
+  or runs beam search (beams re-parent by gathering mask rows; the cache itself never moves),
+  recording the log-softmax of the raw logits of every token, so a completion's log-prob equals
+  a teacher-forced forward pass over its tokens;
+- stops a sample at EOS or when its text contains one of its request's stop strings (decoding
+  only a short window of its last tokens per step), and drops prompts whose samples are all done
+  from the batch;
+- groups the requests of one call by what a chunk must share (stop strings, max tokens, the
+  sampling settings) and splits each group into chunks of at most `max_batch_tokens` cache slots
+  (`sum of L + n*T`), so memory is bounded whatever the concurrency.
 
 The per-step host work is kept small: the additive attention mask is one buffer of the chunk's
 capacity, updated in place (one diagonal per step), positions advance in place, and the only
@@ -30,7 +33,7 @@ kernel launches, which is what a decode step costs on a host with slow launches.
 involved, so capturing costs about two eager steps. If capture fails, a warning names the
 exception and the chunk (and every later one) runs the same fixed-shape step eagerly.
 
-All model work runs on one dedicated worker thread; `generate` only tokenizes on the event loop.
+All model work runs on one dedicated worker thread; `complete` only tokenizes on the event loop.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import math
 import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,44 +55,46 @@ from urllib.parse import urlparse
 import torch
 
 from prover.config import ModelSettings, SettingsError
-from prover.models.base import (
-    GenerationError,
-    ModelLoadError,
-    RawCompletion,
-    SamplingConfig,
-    finalize_candidates,
-    find_stop,
-)
-from prover.models.prompts import PromptFormat, check_prompt_lengths
-from search.types import GenerationRequest, TacticCandidate
+from prover.models.base import GenerationError, ModelLoadError, cut_at_stop, find_stop
+from prover.models.prompts import check_prompt_lengths
+from prover.models.text import Completion, FinishReason, TextRequest
 
 logger = logging.getLogger(__name__)
 
 _TOKEN_CACHE_SIZE = 8192
+_STOP_RULES_SIZE = 64
 _ALIGN = 16  # cache slots are allocated in multiples of this, so mask rows stay aligned for SDPA kernels
 
 
 @dataclass(frozen=True, slots=True)
 class RawSample:
-    """One generated sequence: the tokens the model produced and the sum of their raw log-probs.
+    """One generated sequence: the tokens the model produced and their raw log-probs.
 
-    `token_ids` includes the EOS token or the token that completed a stop string, and `logprob`
-    covers exactly `token_ids`; `text` is their decoding (special tokens skipped), not yet cut.
-    `finish_reason` is `eos`, `stop` or `length`.
+    `token_ids` includes the EOS token or the token that completed a stop string, and
+    `token_logprobs` covers exactly `token_ids`; `text` is their decoding (special tokens skipped),
+    not yet cut at the stop string.
     """
 
     token_ids: tuple[int, ...]
-    logprob: float
+    token_logprobs: tuple[float, ...]
     text: str
-    finish_reason: str
+    finish_reason: FinishReason
+
+    @property
+    def logprob(self) -> float:
+        return math.fsum(self.token_logprobs)
+
+    def completion(self, stops: Sequence[str]) -> Completion:
+        """This sample as the `TextGenerator` protocol reports it: text cut before the first stop string."""
+        return Completion(cut_at_stop(self.text, stops), self.token_logprobs, self.finish_reason)
 
 
 @dataclass
 class HFStats:
     """Counters of the work done; read by tests and benchmarks."""
 
-    generate_calls: int = 0
-    """`generate` calls (each may hold requests of many searches)."""
+    complete_calls: int = 0
+    """`complete` calls (each may hold requests of many callers)."""
     chunks: int = 0
     """Batched model runs (one prefill plus its decode loop each)."""
     prompts_encoded: int = 0
@@ -250,26 +255,113 @@ class _StaticStep:
         self.graph, self.output = graph, output
 
 
+@dataclass(frozen=True, slots=True)
+class _Decoding:
+    """What the requests of one chunk share (the grouping key of `complete`).
+
+    Settings that do not change the result are normalised away: beam search and greedy decoding
+    ignore temperature, top-p, top-k and the seed, so such requests share chunks whatever they say.
+    """
+
+    stop: tuple[str, ...]
+    max_tokens: int
+    beam: bool
+    temperature: float
+    top_p: float
+    top_k: int
+    seed: int | None
+
+    @classmethod
+    def of(cls, request: TextRequest) -> _Decoding:
+        if request.beam_search or request.greedy:
+            return cls(request.stop, request.max_tokens, request.beam_search, 0.0, 1.0, 0, None)
+        return cls(
+            request.stop, request.max_tokens, False, request.temperature, request.top_p, request.top_k, request.seed
+        )
+
+    @property
+    def greedy(self) -> bool:
+        return not self.beam and self.temperature == 0
+
+    def width(self, n: int) -> int:
+        """Sequences a request for `n` completions runs: one for greedy decoding (the others are copies)."""
+        return 1 if self.greedy else n
+
+
+@dataclass(frozen=True, slots=True)
+class _StopRule:
+    """How to tell that a sequence just completed one of `stops` (built once per stop set)."""
+
+    stops: tuple[str, ...]
+    window: int
+    """Tokens of a sequence's tail to decode: enough to hold the longest stop string."""
+    ends: list[bool]
+    """For each token id, whether appending it can complete a stop string; empty: check every token."""
+
+
 @dataclass
 class _Row:
     """Host-side bookkeeping of one prompt in a chunk."""
 
-    prompt: int
     samples: list[list[int]]
+    logprobs: list[list[float]]
+    """The raw log-prob of each token of `samples`."""
     sums: list[float]
+    """Beam search: each live beam's score as the device summed it (the ranking uses these)."""
     done: list[bool]
-    finish: list[str]
-    hypotheses: list[tuple[float, list[int], float, str]]
-    """Beam search: finished (mean, tokens, sum, reason), best first."""
+    finish: list[FinishReason]
+    hypotheses: list[tuple[float, list[int], list[float], FinishReason]]
+    """Beam search: finished (mean, tokens, token log-probs, reason), best first."""
     finished: bool = False
+
+    @classmethod
+    def empty(cls, n: int) -> _Row:
+        return cls(
+            samples=[[] for _ in range(n)],
+            logprobs=[[] for _ in range(n)],
+            sums=[0.0] * n,
+            done=[False] * n,
+            finish=[FinishReason.LENGTH] * n,
+            hypotheses=[],
+        )
+
+
+@dataclass
+class _Chunk:
+    """One chunk's decode loop: its settings, device tensors of the live rows, and host bookkeeping.
+
+    In a static chunk `mask`, `positions` and `step_ids` are the buffers the captured step reads,
+    so they are only ever updated in place (and rows are never dropped).
+    """
+
+    decoding: _Decoding
+    rule: _StopRule
+    sampler: torch.Generator
+    n: int
+    width: int
+    """Prompt slots (prompts are left-padded to this)."""
+    cache: _TreeCache
+    mask: torch.Tensor
+    """mask[r, j, s]: the additive attention bias of sample j of row r for slot s (0 = it sees the slot)."""
+    positions: torch.Tensor
+    beam_sums: torch.Tensor
+    host: list[_Row]
+    active: list[int]
+    """The host rows of the tensor rows."""
+    step: _StaticStep | None = None
+    step_ids: torch.Tensor | None = None
+
+
+_Fetch = Callable[[], tuple[list[list[int]], list[list[float]]]]
 
 
 class HFGenerator:
-    """A `TacticGenerator` over a Hugging Face causal LM (see the module docstring for how).
+    """A `TextGenerator` over a Hugging Face causal LM (see the module docstring for how).
 
-    Build it with `HFGenerator.load(settings, prompt_format)` or from a loaded model and tokenizer.
-    Concurrent `generate` calls are each one batched run; wrap it in `MergingGenerator` to merge the
-    calls of concurrent searches. `request_cost` is the number of cache slots a request occupies.
+    Build it with `HFGenerator.load(settings)` or from a loaded model and tokenizer. Concurrent
+    `complete` calls are each one batched run; wrap it in `MergingGenerator` to merge the calls of
+    concurrent callers. `request_cost` is the number of cache slots a request occupies. Requests
+    without a seed draw from one generator seeded with `seed`.
     """
 
     def __init__(
@@ -277,8 +369,7 @@ class HFGenerator:
         model: Any,
         tokenizer: Any,
         *,
-        prompt_format: PromptFormat,
-        sampling: SamplingConfig,
+        seed: int = 0,
         max_batch_tokens: int = 65536,
         static_cache: bool = False,
         model_name: str = "",
@@ -286,8 +377,6 @@ class HFGenerator:
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.prompt_format = prompt_format
-        self.sampling = sampling
         self.max_batch_tokens = max_batch_tokens
         self.prefill_tokens = prefill_tokens
         self.model_name = model_name or str(getattr(model.config, "_name_or_path", "") or "model")
@@ -299,10 +388,9 @@ class HFGenerator:
             token for token in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0) if token is not None
         )
         self.context_length: int | None = getattr(model.config, "max_position_embeddings", None)
-        self._window = max((len(stop.encode()) for stop in prompt_format.stops), default=0) + 2
-        self._stop_ends = self._stop_end_table()
+        self._stop_rules: dict[tuple[str, ...], _StopRule] = {}
         self._generator = torch.Generator(device=self.device)
-        self._generator.manual_seed(sampling.seed)
+        self._generator.manual_seed(seed)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-generate")
         self._token_cache: OrderedDict[str, list[int]] = OrderedDict()
         self._token_lock = threading.Lock()
@@ -318,7 +406,7 @@ class HFGenerator:
     # ----------------------------------------------------------------- loading
 
     @classmethod
-    def load(cls, settings: ModelSettings, prompt_format: PromptFormat) -> HFGenerator:
+    def load(cls, settings: ModelSettings) -> HFGenerator:
         """Load `settings.name` (hub name or local directory); raise `ModelLoadError` naming model and cause.
 
         A hub name is looked up in the local Hugging Face cache first and downloaded only if it is
@@ -360,8 +448,7 @@ class HFGenerator:
         return cls(
             model,
             tokenizer,
-            prompt_format=prompt_format,
-            sampling=SamplingConfig.from_settings(settings),
+            seed=settings.seed,
             max_batch_tokens=settings.max_batch_tokens,
             static_cache=settings.static_cache and device.type == "cuda",
             model_name=name,
@@ -383,29 +470,26 @@ class HFGenerator:
                 self._token_cache.popitem(last=False)
         return ids
 
-    def request_cost(self, request: GenerationRequest) -> int:
-        """Cache slots the request occupies in a batch: prompt tokens + samples x max new tokens."""
-        prompt = self.prompt_format.render(request)
-        return len(self.prompt_ids(prompt)) + request.num_samples * self.sampling.max_new_tokens
+    def request_cost(self, request: TextRequest) -> int:
+        """Cache slots the request occupies in a batch: prompt tokens + sequences x max tokens."""
+        sequences = _Decoding.of(request).width(request.n)
+        return len(self.prompt_ids(request.prompt)) + sequences * request.max_tokens
 
-    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[TacticCandidate]]:
-        """Candidates per request, unique by text, best mean log-prob first.
+    async def complete(self, requests: Sequence[TextRequest]) -> list[list[Completion]]:
+        """Completions per request, in order (see `TextRequest` for how many).
 
-        Raises `PromptTooLong` (with the indices at fault) before any model work if a prompt does
-        not fit the context, and `GenerationError` if the model fails.
+        Raises `PromptTooLong` (with the indices at fault) before any model work if a prompt plus
+        its `max_tokens` does not fit the context, and `GenerationError` if the model fails.
         """
         if not requests:
             return []
-        self.stats.generate_calls += 1
-        prompts = [self.prompt_format.render(request) for request in requests]
-        ids = [self.prompt_ids(prompt) for prompt in prompts]
-        check_prompt_lengths(
-            [len(row) for row in ids], self.sampling.max_new_tokens, self.context_length, self.model_name
-        )
-        counts = [request.num_samples for request in requests]
+        self.stats.complete_calls += 1
+        ids = [self.prompt_ids(request.prompt) for request in requests]
+        budgets = [request.max_tokens for request in requests]
+        check_prompt_lengths([len(row) for row in ids], budgets, self.context_length, self.model_name)
         loop = asyncio.get_running_loop()
         try:
-            samples = await loop.run_in_executor(self._executor, self._generate_ids, ids, counts)
+            samples = await loop.run_in_executor(self._executor, self._complete_ids, ids, list(requests))
         except torch.cuda.OutOfMemoryError as error:
             raise GenerationError(
                 f"model {self.model_name!r} ran out of GPU memory on a batch of {len(requests)} requests; "
@@ -414,38 +498,48 @@ class HFGenerator:
         except RuntimeError as error:
             raise GenerationError(f"model {self.model_name!r} failed: {error}") from error
         return [
-            finalize_candidates(
-                (RawCompletion(s.text, s.logprob, len(s.token_ids)) for s in row),
-                self.prompt_format.extract,
-                limit=count,
-            )
-            for row, count in zip(samples, counts, strict=True)
+            [sample.completion(request.stop) for sample in row] for row, request in zip(samples, requests, strict=True)
         ]
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def generate_raw(self, prompts: Sequence[str], num_samples: Sequence[int]) -> list[list[RawSample]]:
-        """Blocking: the raw samples for each prompt (no cutting, no de-duplication). For tests and benchmarks."""
-        return self._generate_ids([self.prompt_ids(prompt) for prompt in prompts], list(num_samples))
+    def generate_raw(self, requests: Sequence[TextRequest]) -> list[list[RawSample]]:
+        """Blocking: the raw samples for each request (token ids, text not cut). For tests and benchmarks."""
+        return self._complete_ids([self.prompt_ids(request.prompt) for request in requests], list(requests))
 
     # ----------------------------------------------------------- batching
 
-    def _generate_ids(self, prompts: list[list[int]], counts: list[int]) -> list[list[RawSample]]:
-        # Two searches at the same state share one encoding and one set of samples.
-        distinct: dict[tuple[int, ...], int] = {}
-        for ids, count in zip(prompts, counts, strict=True):
-            key = tuple(ids)
-            distinct[key] = max(distinct.get(key, 0), count)
-        results: dict[tuple[int, ...], list[RawSample]] = {}
-        for chunk, count in self._plan(distinct):
-            for key, samples in zip(chunk, self._run_chunk([list(k) for k in chunk], count), strict=True):
-                results[key] = samples
-        return [results[tuple(ids)] for ids in prompts]
+    def _complete_ids(self, prompts: list[list[int]], requests: list[TextRequest]) -> list[list[RawSample]]:
+        # Requests that decode alike run together; two at the same prompt share one encoding and
+        # one set of samples (the one asking for fewer gets the first of them).
+        groups: dict[_Decoding, dict[tuple[int, ...], int]] = {}
+        for ids, request in zip(prompts, requests, strict=True):
+            decoding = _Decoding.of(request)
+            wanted = groups.setdefault(decoding, {})
+            wanted[tuple(ids)] = max(wanted.get(tuple(ids), 0), decoding.width(request.n))
+        results: dict[tuple[_Decoding, tuple[int, ...]], list[RawSample]] = {}
+        for decoding, distinct in groups.items():
+            sampler = self._sampler(decoding)
+            for chunk, count in self._plan(distinct, decoding.max_tokens):
+                rows = self._run_chunk([list(key) for key in chunk], count, decoding, sampler)
+                results.update(((decoding, key), row) for key, row in zip(chunk, rows, strict=True))
+        out: list[list[RawSample]] = []
+        for ids, request in zip(prompts, requests, strict=True):
+            decoding = _Decoding.of(request)
+            row = results[decoding, tuple(ids)]
+            out.append(row * request.n if decoding.greedy else row[: request.n])
+        return out
 
-    def _plan(self, distinct: dict[tuple[int, ...], int]) -> list[tuple[list[tuple[int, ...]], int]]:
+    def _sampler(self, decoding: _Decoding) -> torch.Generator:
+        if decoding.seed is None:
+            return self._generator
+        sampler = torch.Generator(device=self.device)
+        sampler.manual_seed(decoding.seed)
+        return sampler
+
+    def _plan(self, distinct: dict[tuple[int, ...], int], new_tokens: int) -> list[tuple[list[tuple[int, ...]], int]]:
         """Chunks of prompts with the same sample count and similar length, within the token budget."""
-        new_tokens = self.sampling.max_new_tokens
         chunks: list[tuple[list[tuple[int, ...]], int]] = []
         by_count: dict[int, list[tuple[int, ...]]] = {}
         for key, count in distinct.items():
@@ -490,144 +584,171 @@ class HFGenerator:
         )
 
     @torch.inference_mode()
-    def _run_chunk(self, prompts: list[list[int]], n: int) -> list[list[RawSample]]:
-        """Generate `n` samples (or beams) for each prompt; one prefill, then one call per step."""
-        device = self.device
-        dtype = next(self.model.parameters()).dtype
-        beam = self.sampling.beam_search
-        steps = self.sampling.max_new_tokens
-        rows_total = len(prompts)
-        width = max(len(p) for p in prompts)
-        capacity = _round_up(width + n * steps, _ALIGN)
+    def _run_chunk(
+        self, prompts: list[list[int]], n: int, decoding: _Decoding, sampler: torch.Generator
+    ) -> list[list[RawSample]]:
+        """Generate `n` samples (or beams) for each prompt; one prefill, then one model call per step."""
         self.stats.chunks += 1
-        self.stats.prompts_encoded += rows_total
+        self.stats.prompts_encoded += len(prompts)
         self.stats.prompt_tokens += sum(len(p) for p in prompts)
-        self.stats.sequences += rows_total * n
-        minimum = torch.finfo(dtype).min
+        self.stats.sequences += len(prompts) * n
+        chunk, logits = self._start_chunk(prompts, n, decoding, sampler)
+        steps = decoding.max_tokens
+        for index in range(steps):
+            tokens, fetch = self._choose(chunk, logits, index)
+            sampled_rows = chunk.active
+            keep = [i for i, row in enumerate(chunk.active) if not chunk.host[row].finished]
+            if index == steps - 1 or not keep:
+                if fetch is not None:
+                    self._sample_step(chunk, sampled_rows, *fetch())
+                break
+            tokens = self._compact(chunk, keep, tokens)
+            logits = self._decode_step(chunk, tokens, index)
+            if fetch is not None:
+                self._sample_step(chunk, sampled_rows, *fetch())
+        if decoding.beam:
+            for row in chunk.active:
+                self._close_beams(chunk.host[row], n)
+        return [self._finish_row(row, decoding.beam) for row in chunk.host]
 
-        input_ids = torch.full((rows_total, width), self.pad_token_id, dtype=torch.long)
-        real = torch.zeros((rows_total, width), dtype=torch.bool)
+    def _prefill(
+        self, prompts: list[list[int]], width: int, capacity: int
+    ) -> tuple[_TreeCache, torch.Tensor, torch.Tensor]:
+        """Encode the left-padded prompts into a new cache: (cache, real-token mask, last logits per row)."""
+        device, rows = self.device, len(prompts)
+        dtype = next(self.model.parameters()).dtype
+        input_ids = torch.full((rows, width), self.pad_token_id, dtype=torch.long)
+        real = torch.zeros((rows, width), dtype=torch.bool)
         for row, ids in enumerate(prompts):
             input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
             real[row, width - len(ids) :] = True
         input_ids, real = input_ids.to(device), real.to(device)
-        lengths = real.sum(dim=-1)
         positions = (real.long().cumsum(-1) - 1).clamp(min=0)
-
         cache = _TreeCache(self.model.config.num_hidden_layers, capacity, static=self.static_cache)
-        cache.batch_size = rows_total
-        # Prefill, split by rows so activations stay bounded for big chunks.
+        cache.batch_size = rows
+        # Split by rows so activations stay bounded for big chunks.
         causal = torch.tril(torch.ones((width, width), dtype=torch.bool, device=device))
         eye = torch.eye(width, dtype=torch.bool, device=device)
         per_part = max(1, self.prefill_tokens // max(width, 1))
         last_logits = []
-        for start in range(0, rows_total, per_part):
-            part = slice(start, min(rows_total, start + per_part))
+        for start in range(0, rows, per_part):
+            part = slice(start, min(rows, start + per_part))
             allowed = (causal[None] & real[part, None, :]) | eye[None]  # padding rows attend to themselves
-            mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, minimum)
+            mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, torch.finfo(dtype).min)
             cache.rows, cache.length = part, 0
             self.stats.forward_calls += 1
             last_logits.append(self._forward(cache, input_ids[part], mask[:, None], positions[part], True)[:, -1])
         cache.rows, cache.length = slice(None), width
-        logits = torch.cat(last_logits)[:, None, :].expand(rows_total, n, -1)
+        return cache, real, torch.cat(last_logits)
 
-        # mask[r, j, s]: the additive attention bias of sample j of row r for slot s (0 = it sees
-        # the slot). One buffer at capacity, updated in place: a step un-masks one diagonal.
-        mask = torch.full((rows_total, n, capacity), minimum, dtype=dtype, device=device)
+    def _start_chunk(
+        self, prompts: list[list[int]], n: int, decoding: _Decoding, sampler: torch.Generator
+    ) -> tuple[_Chunk, torch.Tensor]:
+        """Prefill the prompts and set up the decode loop's buffers; returns the chunk and the first logits."""
+        device, rows = self.device, len(prompts)
+        dtype = next(self.model.parameters()).dtype
+        width = max(len(p) for p in prompts)
+        capacity = _round_up(width + n * decoding.max_tokens, _ALIGN)
+        cache, real, logits = self._prefill(prompts, width, capacity)
+        # One mask buffer at capacity, updated in place: a step un-masks one diagonal.
+        mask = torch.full((rows, n, capacity), torch.finfo(dtype).min, dtype=dtype, device=device)
         mask[:, :, :width].masked_fill_(real[:, None, :], 0.0)
-        beam_sums = torch.zeros((rows_total, n), dtype=torch.float32, device=device)
-        if beam:
+        beam_sums = torch.zeros((rows, n), dtype=torch.float32, device=device)
+        if decoding.beam:
             beam_sums[:, 1:] = -math.inf  # all beams start as the same (empty) hypothesis
-        host = [
-            _Row(
-                prompt=r,
-                samples=[[] for _ in range(n)],
-                sums=[0.0] * n,
-                done=[False] * n,
-                finish=["length"] * n,
-                hypotheses=[],
-            )
-            for r in range(rows_total)
-        ]
-        active = list(range(rows_total))  # host rows of the tensor rows
-        step_positions = lengths[:, None].repeat(1, n)  # advanced in place after each step
-        step: _StaticStep | None = None
+        chunk = _Chunk(
+            decoding=decoding,
+            rule=self._stop_rule(decoding.stop),
+            sampler=sampler,
+            n=n,
+            width=width,
+            cache=cache,
+            mask=mask,
+            positions=real.sum(dim=-1)[:, None].repeat(1, n),  # advanced in place after each step
+            beam_sums=beam_sums,
+            host=[_Row.empty(n) for _ in range(rows)],
+            active=list(range(rows)),
+        )
         if cache.static:
-            step_ids = torch.full((rows_total, n), self.pad_token_id, dtype=torch.long, device=device)
+            chunk.step_ids = torch.full((rows, n), self.pad_token_id, dtype=torch.long, device=device)
             cache.write_positions = torch.arange(width, width + n, device=device)  # advanced in place
-            step = self._static_step(cache, step_ids, mask[:, None], step_positions)
+            chunk.step = self._static_step(cache, chunk.step_ids, mask[:, None], chunk.positions)
+        return chunk, logits[:, None, :].expand(rows, n, -1)
 
-        for index in range(steps):
-            log_probs = torch.log_softmax(logits.float(), dim=-1)
-            fetch: Callable[[], tuple[list[list[int]], list[list[float]]]] | None = None
-            sampled_rows = active
-            if beam:
-                parents, tokens, beam_sums = self._beam_step(host, active, log_probs, beam_sums, n, index)
-                mask.copy_(mask.gather(1, parents[:, :, None].expand_as(mask)))
-            else:
-                tokens = self._sample(logits).view(len(active), n)
-                chosen = log_probs.gather(-1, tokens[:, :, None])[:, :, 0]
-                # The host reads this step's tokens only after the next step is launched, so the
-                # device computes while the host books. Finishing and dropping rows therefore lag
-                # one step, which changes no result: tokens of finished samples are ignored.
-                fetch = _fetch_later(tokens, chosen)
-            keep = [i for i, row in enumerate(active) if not host[row].finished]
-            if index == steps - 1 or not keep:
-                if fetch is not None:
-                    self._sample_step(host, sampled_rows, *fetch(), index)
-                break
-            # Dropping finished rows copies the cache, so wait until a quarter of the rows are done.
-            if (len(active) - len(keep)) * 4 >= len(active) and not cache.static:
-                kept = torch.tensor(keep, device=device)
-                cache.select_rows(kept)
-                self.stats.compactions += 1
-                mask, step_positions, tokens, beam_sums = (
-                    t.index_select(0, kept) for t in (mask, step_positions, tokens, beam_sums)
-                )
-                active = [active[i] for i in keep]
-            base = width + index * n
+    def _choose(self, chunk: _Chunk, logits: torch.Tensor, index: int) -> tuple[torch.Tensor, _Fetch | None]:
+        """This step's tokens, and for sampling a call that reads them (with their log-probs) back later."""
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        if chunk.decoding.beam:
+            parents, tokens, chunk.beam_sums = self._beam_step(chunk, log_probs, index)
+            chunk.mask.copy_(chunk.mask.gather(1, parents[:, :, None].expand_as(chunk.mask)))
+            return tokens, None
+        tokens = self._sample(logits, chunk.decoding, chunk.sampler).view(len(chunk.active), chunk.n)
+        chosen = log_probs.gather(-1, tokens[:, :, None])[:, :, 0]
+        # The host reads this step's tokens only after the next step is launched, so the device
+        # computes while the host books. Finishing and dropping rows therefore lag one step, which
+        # changes no result: tokens of finished samples are ignored.
+        return tokens, _fetch_later(tokens, chosen)
+
+    def _compact(self, chunk: _Chunk, keep: list[int], tokens: torch.Tensor) -> torch.Tensor:
+        """Drop finished rows once a quarter of them are done (it copies the cache); returns the kept tokens."""
+        active = chunk.active
+        if chunk.cache.static or (len(active) - len(keep)) * 4 < len(active):
+            return tokens
+        kept = torch.tensor(keep, device=self.device)
+        chunk.cache.select_rows(kept)
+        self.stats.compactions += 1
+        chunk.mask, chunk.positions, tokens, chunk.beam_sums = (
+            t.index_select(0, kept) for t in (chunk.mask, chunk.positions, tokens, chunk.beam_sums)
+        )
+        chunk.active = [active[i] for i in keep]
+        return tokens
+
+    def _decode_step(self, chunk: _Chunk, tokens: torch.Tensor, index: int) -> torch.Tensor:
+        """Feed step `index`'s tokens to the model (eagerly or by the static step); the next logits."""
+        cache, n = chunk.cache, chunk.n
+        base = chunk.width + index * n
+        if index > 0:
+            chunk.positions.add_(1)
+        chunk.mask[:, :, base : base + n].diagonal(dim1=1, dim2=2).fill_(0.0)
+        self.stats.forward_calls += 1
+        step = chunk.step
+        if step is None:
+            logits = self._forward(cache, tokens, chunk.mask[:, None, :, : base + n], chunk.positions, False)
+        else:
+            assert chunk.step_ids is not None and cache.write_positions is not None
             if index > 0:
-                step_positions.add_(1)
-            mask[:, :, base : base + n].diagonal(dim1=1, dim2=2).fill_(0.0)
-            self.stats.forward_calls += 1
-            if step is not None:
-                if index > 0:
-                    cache.write_positions.add_(n)  # type: ignore[union-attr]
-                step_ids.copy_(tokens)
-                logits = step()
-                if step.graph is not None:
-                    self.stats.graph_steps += 1
-                elif step.failure is not None and not self._graphs_failed:
-                    self._graphs_failed = True
-                    self.stats.graph_failures += 1
-            else:
-                logits = self._forward(cache, tokens, mask[:, None, :, : base + n], step_positions, False)
-            cache.length = base + n
-            if fetch is not None:
-                self._sample_step(host, sampled_rows, *fetch(), index)
-
-        if beam:
-            for row in active:
-                self._close_beams(host[row], n)
-        return [self._finish_row(host[r], n, beam) for r in range(rows_total)]
+                cache.write_positions.add_(n)
+            chunk.step_ids.copy_(tokens)
+            logits = step()
+            if step.graph is not None:
+                self.stats.graph_steps += 1
+            elif step.failure is not None and not self._graphs_failed:
+                self._graphs_failed = True
+                self.stats.graph_failures += 1
+        cache.length = base + n
+        return logits
 
     # ---------------------------------------------------------------- sampling
 
-    def _sample(self, logits: torch.Tensor) -> torch.Tensor:
-        scores = logits.reshape(-1, logits.shape[-1]).float() / self.sampling.temperature
+    @staticmethod
+    def _sample(logits: torch.Tensor, decoding: _Decoding, sampler: torch.Generator) -> torch.Tensor:
+        scores = logits.reshape(-1, logits.shape[-1]).float()
+        if decoding.temperature == 0:
+            return scores.argmax(dim=-1)
+        scores = scores / decoding.temperature
         vocab = scores.shape[-1]
-        if 0 < self.sampling.top_k < vocab:
-            kth = torch.topk(scores, self.sampling.top_k, dim=-1).values[:, -1:]
+        if 0 < decoding.top_k < vocab:
+            kth = torch.topk(scores, decoding.top_k, dim=-1).values[:, -1:]
             scores = scores.masked_fill(scores < kth, -math.inf)
-        if self.sampling.top_p < 1.0:
+        if decoding.top_p < 1.0:
             ordered, order = torch.sort(scores, dim=-1, descending=True)
             probabilities = torch.softmax(ordered, dim=-1)
             # Drop a token when the tokens before it already reach top_p (the first one always stays).
-            drop = probabilities.cumsum(-1) - probabilities >= self.sampling.top_p
+            drop = probabilities.cumsum(-1) - probabilities >= decoding.top_p
             ordered = ordered.masked_fill(drop, -math.inf)
             scores = torch.empty_like(scores).scatter_(-1, order, ordered)
         probabilities = torch.softmax(scores, dim=-1)
-        return torch.multinomial(probabilities, 1, generator=self._generator)[:, 0]
+        return torch.multinomial(probabilities, 1, generator=sampler)[:, 0]
 
     def _decode_batch(self, sequences: list[list[int]]) -> list[str]:
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
@@ -637,39 +758,49 @@ class HFGenerator:
             self.tokenizer.batch_decode(sequences, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         )
 
-    def _stop_end_table(self) -> list[bool]:
-        """For each token id: can appending it complete a stop string? (Decided once per tokenizer.)
+    def _stop_rule(self, stops: tuple[str, ...]) -> _StopRule:
+        """The stop rule for `stops`, built once per stop set (it decodes the whole vocabulary)."""
+        rule = self._stop_rules.get(stops)
+        if rule is None:
+            window = max((len(stop.encode()) for stop in stops), default=0) + 2
+            rule = _StopRule(stops, window, self._stop_end_table(stops))
+            if len(self._stop_rules) >= _STOP_RULES_SIZE:
+                self._stop_rules.clear()
+            self._stop_rules[stops] = rule
+        return rule
+
+    def _stop_end_table(self, stops: tuple[str, ...]) -> list[bool]:
+        """For each token id: can appending it complete one of `stops`?
 
         True when the token's text holds the last character of a stop string, is empty, or is a
         partial UTF-8 sequence. Stops ending in a space disable the table (a SentencePiece word
         token carries its leading space only in context).
         """
-        stops = self.prompt_format.stops
         if not stops or any(stop[-1] in " \t" for stop in stops):
             return []
         last = {stop[-1] for stop in stops}
         pieces = self._decode_batch([[token] for token in range(len(self.tokenizer))])
         return [not piece or "\ufffd" in piece or any(ch in piece for ch in last) for piece in pieces]
 
-    def _stopped(self, sequences: list[list[int]]) -> list[bool]:
+    def _stopped(self, sequences: list[list[int]], rule: _StopRule) -> list[bool]:
         """Whether each token sequence's last token completed a stop string (decodes a short tail only)."""
         stopped = [False] * len(sequences)
-        if not self.prompt_format.stops or not sequences:
+        if not rule.stops or not sequences:
             return stopped
-        table, size = self._stop_ends, len(self._stop_ends)
+        table, size = rule.ends, len(rule.ends)
         todo = [i for i, seq in enumerate(sequences) if not table or seq[-1] >= size or table[seq[-1]]]
         if todo:
-            texts = self._decode_batch([sequences[i][-self._window :] for i in todo])
+            texts = self._decode_batch([sequences[i][-rule.window :] for i in todo])
             for i, text in zip(todo, texts, strict=True):
-                stopped[i] = find_stop(text, self.prompt_format.stops) is not None
+                stopped[i] = find_stop(text, rule.stops) is not None
         return stopped
 
     def _sample_step(
-        self, host: list[_Row], active: list[int], tokens: list[list[int]], chosen: list[list[float]], step: int
+        self, chunk: _Chunk, active: list[int], tokens: list[list[int]], chosen: list[list[float]]
     ) -> None:
         pending: list[tuple[_Row, int]] = []
         for tensor_row, row_index in enumerate(active):
-            row = host[row_index]
+            row = chunk.host[row_index]
             if row.finished:
                 continue
             for j in range(len(row.samples)):
@@ -677,64 +808,54 @@ class HFGenerator:
                     continue
                 token = tokens[tensor_row][j]
                 row.samples[j].append(token)
-                row.sums[j] += chosen[tensor_row][j]
+                row.logprobs[j].append(chosen[tensor_row][j])
                 if token == self.eos_token_id:
-                    row.done[j], row.finish[j] = True, "eos"
+                    row.done[j], row.finish[j] = True, FinishReason.EOS
                 else:
                     pending.append((row, j))
-        for (row, j), stopped in zip(pending, self._stopped([row.samples[j] for row, j in pending]), strict=True):
+        sequences = [row.samples[j] for row, j in pending]
+        for (row, j), stopped in zip(pending, self._stopped(sequences, chunk.rule), strict=True):
             if stopped:
-                row.done[j], row.finish[j] = True, "stop"
+                row.done[j], row.finish[j] = True, FinishReason.STOP
         for row_index in active:
-            row = host[row_index]
+            row = chunk.host[row_index]
             row.finished = all(row.done)
 
     def _beam_step(
-        self, host: list[_Row], active: list[int], log_probs: torch.Tensor, beam_sums: torch.Tensor, n: int, step: int
+        self, chunk: _Chunk, log_probs: torch.Tensor, step: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One beam-search step: pick each row's next n live beams; finished ones become hypotheses."""
-        rows, _, vocab = log_probs.shape
-        scores = (beam_sums[:, :, None] + log_probs).view(rows, n * vocab)
+        rows, n, vocab = log_probs.shape
+        scores = (chunk.beam_sums[:, :, None] + log_probs).view(rows, n * vocab)
         width = min(2 * n, n * vocab)
         top_scores, top_index = torch.topk(scores, width, dim=-1)
-        top_parent, top_token = (top_index // vocab).tolist(), (top_index % vocab).tolist()
-        top_values = top_scores.tolist()
-        candidates: list[list[int]] = []
-        for tensor_row, row_index in enumerate(active):
-            row = host[row_index]
-            for rank in range(width):
-                if row.finished or top_values[tensor_row][rank] == -math.inf:
-                    continue
-                candidates.append(row.samples[top_parent[tensor_row][rank]] + [top_token[tensor_row][rank]])
-        stopped = iter(self._stopped(candidates))
+        own = log_probs.reshape(rows, n * vocab).gather(1, top_index).tolist()
+        parents, tokens = (top_index // vocab).tolist(), (top_index % vocab).tolist()
+        values = top_scores.tolist()
+        # Per live row, its candidates best first: (parent, token, score, the token's own log-prob).
+        ranked = [
+            []
+            if chunk.host[row].finished
+            else [
+                (parents[t][k], tokens[t][k], values[t][k], own[t][k]) for k in range(width) if values[t][k] > -math.inf
+            ]
+            for t, row in enumerate(chunk.active)
+        ]
+        extended = [
+            chunk.host[row].samples[parent] + [token]
+            for t, row in enumerate(chunk.active)
+            for parent, token, _, _ in ranked[t]
+        ]
+        stopped = iter(self._stopped(extended, chunk.rule))
         new_parents = [[0] * n for _ in range(rows)]
         new_tokens = [[self.pad_token_id] * n for _ in range(rows)]
         new_sums = [[-math.inf] * n for _ in range(rows)]
-        for tensor_row, row_index in enumerate(active):
-            row = host[row_index]
+        for t, row_index in enumerate(chunk.active):
+            row = chunk.host[row_index]
             if row.finished:
                 continue
-            live: list[tuple[int, int, float, list[int]]] = []
-            for rank in range(width):
-                value = top_values[tensor_row][rank]
-                if value == -math.inf:
-                    continue
-                parent, token = top_parent[tensor_row][rank], top_token[tensor_row][rank]
-                sequence = row.samples[parent] + [token]
-                is_stop = next(stopped)
-                if token == self.eos_token_id or is_stop:
-                    if rank < n:  # as in standard beam search: only hypotheses ranked within the beam count
-                        self._add_hypothesis(row, n, sequence, value, "eos" if token == self.eos_token_id else "stop")
-                elif len(live) < n:
-                    live.append((parent, token, value, sequence))
-            for j, (parent, token, value, _) in enumerate(live):
-                new_parents[tensor_row][j], new_tokens[tensor_row][j], new_sums[tensor_row][j] = parent, token, value
-            row.samples = [sequence for *_, sequence in live] + [[] for _ in range(n - len(live))]
-            row.sums = [value for _, _, value, _ in live] + [-math.inf] * (n - len(live))
-            best_live = max((value / (step + 1) for _, _, value, _ in live), default=-math.inf)
-            worst_kept = row.hypotheses[-1][0] if len(row.hypotheses) >= n else -math.inf
-            if not live or (len(row.hypotheses) >= n and best_live <= worst_kept):
-                row.finished = True
+            for j, (parent, token, value) in enumerate(self._advance_beams(row, n, ranked[t], stopped, step)):
+                new_parents[t][j], new_tokens[t][j], new_sums[t][j] = parent, token, value
         device = log_probs.device
         return (
             torch.tensor(new_parents, device=device),
@@ -742,29 +863,61 @@ class HFGenerator:
             torch.tensor(new_sums, device=device, dtype=torch.float32),
         )
 
+    def _advance_beams(
+        self,
+        row: _Row,
+        n: int,
+        ranked: list[tuple[int, int, float, float]],
+        stopped: Iterator[bool],
+        step: int,
+    ) -> list[tuple[int, int, float]]:
+        """Move one row's beams to its best candidates; returns the new live beams (parent, token, score)."""
+        live: list[tuple[int, int, float, list[int], list[float]]] = []
+        for rank, (parent, token, value, own) in enumerate(ranked):
+            sequence = row.samples[parent] + [token]
+            logprobs = row.logprobs[parent] + [own]
+            is_stop = next(stopped)
+            if token == self.eos_token_id or is_stop:
+                if rank < n:  # as in standard beam search: only hypotheses ranked within the beam count
+                    reason = FinishReason.EOS if token == self.eos_token_id else FinishReason.STOP
+                    self._add_hypothesis(row, n, sequence, logprobs, value, reason)
+            elif len(live) < n:
+                live.append((parent, token, value, sequence, logprobs))
+        missing = n - len(live)
+        row.samples = [sequence for *_, sequence, _ in live] + [[] for _ in range(missing)]
+        row.logprobs = [logprobs for *_, logprobs in live] + [[] for _ in range(missing)]
+        row.sums = [value for _, _, value, _, _ in live] + [-math.inf] * missing
+        best_live = max((value / (step + 1) for _, _, value, _, _ in live), default=-math.inf)
+        worst_kept = row.hypotheses[-1][0] if len(row.hypotheses) >= n else -math.inf
+        if not live or (len(row.hypotheses) >= n and best_live <= worst_kept):
+            row.finished = True
+        return [(parent, token, value) for parent, token, value, _, _ in live]
+
     @staticmethod
-    def _add_hypothesis(row: _Row, n: int, tokens: list[int], total: float, reason: str) -> None:
-        row.hypotheses.append((total / max(len(tokens), 1), tokens, total, reason))
+    def _add_hypothesis(
+        row: _Row, n: int, tokens: list[int], logprobs: list[float], total: float, reason: FinishReason
+    ) -> None:
+        row.hypotheses.append((total / max(len(tokens), 1), tokens, logprobs, reason))
         row.hypotheses.sort(key=lambda h: -h[0])
         del row.hypotheses[n:]
 
     def _close_beams(self, row: _Row, n: int) -> None:
         if row.finished:
             return
-        for tokens, total in zip(row.samples, row.sums, strict=True):
+        for tokens, logprobs, total in zip(row.samples, row.logprobs, row.sums, strict=True):
             if tokens and total > -math.inf:
-                self._add_hypothesis(row, n, tokens, total, "length")
+                self._add_hypothesis(row, n, tokens, logprobs, total, FinishReason.LENGTH)
         row.finished = True
 
-    def _finish_row(self, row: _Row, n: int, beam: bool) -> list[RawSample]:
+    def _finish_row(self, row: _Row, beam: bool) -> list[RawSample]:
         if beam:
-            entries = [(tokens, total, reason) for _, tokens, total, reason in row.hypotheses]
+            entries = [(tokens, logprobs, reason) for _, tokens, logprobs, reason in row.hypotheses]
         else:
-            entries = list(zip(row.samples, row.sums, row.finish, strict=True))
+            entries = list(zip(row.samples, row.logprobs, row.finish, strict=True))
         texts = self._decode_batch([tokens for tokens, _, _ in entries])
         return [
-            RawSample(tuple(tokens), float(total), text, reason)
-            for (tokens, total, reason), text in zip(entries, texts, strict=True)
+            RawSample(tuple(tokens), tuple(logprobs), text, reason)
+            for (tokens, logprobs, reason), text in zip(entries, texts, strict=True)
         ]
 
 

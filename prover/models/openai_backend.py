@@ -1,14 +1,19 @@
 """The `openai` backend: any server speaking OpenAI's `/v1/completions` (`vllm serve`, TGI, llama.cpp ...).
 
 Search workers on CPU machines can share remote GPU servers this way. One HTTP request per
-generation request (`n` samples, `logprobs`, stop strings), all in flight at once over a pooled
+text request (`n` samples, `logprobs`, stop strings), all in flight at once over a pooled
 `httpx.AsyncClient`; the server does the batching. A request that times out, cannot connect,
 gets 429 or 5xx, or gets a malformed reply is retried with exponential backoff (honouring
 `Retry-After`), each attempt on the next base URL in rotation. Other 4xx replies raise at once.
 
-A completion's score is the sum of the server's per-token log-probs (`logprobs.token_logprobs`),
-its token count their number. Temperature 0 asks for one completion (greedy decoding; more
-would be identical, and beam search is not part of the OpenAI API).
+A completion's token log-probs are the server's `logprobs.token_logprobs` (empty when the server
+sends none), its finish reason the server's `finish_reason`: `length`, or `stop`, which the OpenAI
+API uses for both a stop string and EOS; vLLM's `stop_reason` (the stop string, or None for EOS)
+tells them apart; without it, a completion whose tokens hold a stop string its text lacks counts
+as stopped by it, and one without tokens as stopped by a stop string when the request had any.
+A greedy or beam-search request asks for one completion (greedy decoding; more would be
+identical, and beam search is not part of the OpenAI API) and gets it `n` times, or once for
+beam search.
 """
 
 from __future__ import annotations
@@ -23,9 +28,8 @@ from typing import Any
 import httpx
 
 from prover.config import ModelSettings
-from prover.models.base import GenerationError, PromptTooLong, RawCompletion, SamplingConfig, finalize_candidates
-from prover.models.prompts import PromptFormat
-from search.types import GenerationRequest, TacticCandidate
+from prover.models.base import GenerationError, PromptTooLong, find_stop
+from prover.models.text import Completion, FinishReason, TextRequest
 
 logger = logging.getLogger(__name__)
 
@@ -38,45 +42,66 @@ class _Retryable(Exception):
         self.delay = delay
 
 
-def completion_body(
-    model: str, prompt: str, num_samples: int, sampling: SamplingConfig, stops: Sequence[str]
-) -> dict[str, Any]:
-    """The JSON body of one `/v1/completions` request."""
-    greedy = sampling.temperature == 0
+def completion_body(model: str, request: TextRequest) -> dict[str, Any]:
+    """The JSON body of the `/v1/completions` request for `request`."""
+    one = request.beam_search or request.temperature == 0
     body: dict[str, Any] = {
         "model": model,
-        "prompt": prompt,
-        "n": 1 if greedy else num_samples,
-        "max_tokens": sampling.max_new_tokens,
-        "temperature": sampling.temperature,
-        "top_p": sampling.top_p,
+        "prompt": request.prompt,
+        "n": 1 if one else request.n,
+        "max_tokens": request.max_tokens,
+        "temperature": 0.0 if request.beam_search else request.temperature,
+        "top_p": request.top_p,
         "logprobs": 1,
-        "stop": list(stops),
+        "stop": list(request.stop),
     }
-    if sampling.top_k > 0:
-        body["top_k"] = sampling.top_k  # a vLLM extension; left out when off so strict servers accept the body
+    if request.top_k > 0:
+        body["top_k"] = request.top_k  # a vLLM extension; left out when off so strict servers accept the body
+    if request.seed is not None:
+        body["seed"] = request.seed
     return body
 
 
-def parse_completions(data: Any, expected: int) -> list[RawCompletion]:
+def _token_logprobs(choice: dict[str, Any]) -> tuple[float, ...]:
+    logprobs = choice.get("logprobs")
+    values = logprobs.get("token_logprobs") if isinstance(logprobs, dict) else None
+    if values is None:
+        return ()
+    if not isinstance(values, list) or not all(v is None or isinstance(v, int | float) for v in values):
+        raise ValueError("`logprobs.token_logprobs` is not a list of numbers")
+    return tuple(0.0 if value is None else float(value) for value in values)
+
+
+def _finish_reason(choice: dict[str, Any], stops: Sequence[str]) -> FinishReason:
+    reason = choice.get("finish_reason")
+    if reason == "length":
+        return FinishReason.LENGTH
+    if reason not in (None, "stop", "eos"):
+        raise ValueError(f"unknown finish_reason {reason!r}")
+    if "stop_reason" in choice:  # vLLM: the stop string that ended it, a stop token id, or None for EOS
+        return FinishReason.STOP if isinstance(choice["stop_reason"], str) else FinishReason.EOS
+    logprobs = choice.get("logprobs")
+    tokens = logprobs.get("tokens") if isinstance(logprobs, dict) else None
+    if isinstance(tokens, list) and all(isinstance(token, str) for token in tokens):
+        generated = "".join(tokens)
+        if find_stop(generated, stops) is not None and find_stop(choice["text"], stops) is None:
+            return FinishReason.STOP
+        return FinishReason.EOS
+    return FinishReason.STOP if stops else FinishReason.EOS
+
+
+def parse_completions(data: Any, expected: int, stops: Sequence[str] = ()) -> list[Completion]:
     """The completions in a `/v1/completions` reply; raises `ValueError` if the reply is malformed."""
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
         raise ValueError("reply has no `choices` list")
     choices = data["choices"]
     if not choices or len(choices) > expected:
         raise ValueError(f"reply has {len(choices)} choices for n={expected}")
-    out: list[RawCompletion] = []
+    out: list[Completion] = []
     for choice in choices:
         if not isinstance(choice, dict) or not isinstance(choice.get("text"), str):
             raise ValueError("a choice has no `text`")
-        logprobs = choice.get("logprobs")
-        token_logprobs = logprobs.get("token_logprobs") if isinstance(logprobs, dict) else None
-        if not isinstance(token_logprobs, list):
-            raise ValueError("a choice has no `logprobs.token_logprobs` (the server must support logprobs)")
-        values = [value for value in token_logprobs if value is not None]
-        if not all(isinstance(value, int | float) for value in values):
-            raise ValueError("`token_logprobs` holds a non-number")
-        out.append(RawCompletion(choice["text"], float(sum(values)), max(1, len(token_logprobs))))
+        out.append(Completion(choice["text"], _token_logprobs(choice), _finish_reason(choice, stops)))
     return out
 
 
@@ -105,15 +130,13 @@ def _error_message(response: httpx.Response) -> str:
 
 
 class OpenAIGenerator:
-    """A `TacticGenerator` over OpenAI-compatible completion servers (see the module docstring)."""
+    """A `TextGenerator` over OpenAI-compatible completion servers (see the module docstring)."""
 
     def __init__(
         self,
         *,
         model_name: str,
         base_urls: Sequence[str],
-        prompt_format: PromptFormat,
-        sampling: SamplingConfig,
         api_key: str | None = None,
         timeout_s: float = 120.0,
         max_retries: int = 5,
@@ -121,13 +144,12 @@ class OpenAIGenerator:
         max_backoff_s: float = 30.0,
         max_connections: int = 64,
         transport: httpx.AsyncBaseTransport | None = None,
+        seed: int = 0,
     ) -> None:
         if not base_urls:
             raise ValueError("OpenAIGenerator.base_urls: give at least one server URL")
         self.model_name = model_name
         self.base_urls = [url.rstrip("/") for url in base_urls]
-        self.prompt_format = prompt_format
-        self.sampling = sampling
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
@@ -140,22 +162,24 @@ class OpenAIGenerator:
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._rotation = itertools.cycle(range(len(self.base_urls)))
-        self._random = random.Random(sampling.seed)
+        self._random = random.Random(seed)  # backoff jitter
 
     @classmethod
-    def from_settings(cls, settings: ModelSettings, prompt_format: PromptFormat) -> OpenAIGenerator:
+    def from_settings(cls, settings: ModelSettings) -> OpenAIGenerator:
         return cls(
             model_name=settings.name,
             base_urls=settings.base_urls,
-            prompt_format=prompt_format,
-            sampling=SamplingConfig.from_settings(settings),
             api_key=settings.api_key,
             timeout_s=settings.request_timeout_s,
             max_retries=settings.max_retries,
+            seed=settings.seed,
         )
 
-    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[TacticCandidate]]:
-        """Candidates per request (all requests in flight at once), unique by text, best first."""
+    async def complete(self, requests: Sequence[TextRequest]) -> list[list[Completion]]:
+        """Completions per request, in order; all requests are in flight at once.
+
+        A context-length refusal raises `PromptTooLong` naming the requests at fault.
+        """
         if not requests:
             return []
         client = self._ensure_client()
@@ -187,18 +211,18 @@ class OpenAIGenerator:
             self._client_loop = loop
         return self._client
 
-    async def _one(self, client: httpx.AsyncClient, request: GenerationRequest) -> list[TacticCandidate]:
-        prompt = self.prompt_format.render(request)
-        body = completion_body(self.model_name, prompt, request.num_samples, self.sampling, self.prompt_format.stops)
-        completions = await self._post(client, body)
-        return finalize_candidates(completions, self.prompt_format.extract, limit=request.num_samples)
+    async def _one(self, client: httpx.AsyncClient, request: TextRequest) -> list[Completion]:
+        completions = await self._post(client, completion_body(self.model_name, request), request.stop)
+        if request.greedy and request.n > 1:
+            return completions[:1] * request.n  # asked once; the others would be identical
+        return completions
 
-    async def _post(self, client: httpx.AsyncClient, body: dict[str, Any]) -> list[RawCompletion]:
+    async def _post(self, client: httpx.AsyncClient, body: dict[str, Any], stops: Sequence[str]) -> list[Completion]:
         last = "no attempt made"
         for attempt in range(self.max_retries + 1):
             url = self.base_urls[next(self._rotation)] + "/completions"
             try:
-                return await self._attempt(client, url, body)
+                return await self._attempt(client, url, body, stops)
             except _Retryable as error:
                 last = f"{url}: {error}"
                 if attempt == self.max_retries:
@@ -214,7 +238,9 @@ class OpenAIGenerator:
             f"last error: {last}"
         )
 
-    async def _attempt(self, client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> list[RawCompletion]:
+    async def _attempt(
+        self, client: httpx.AsyncClient, url: str, body: dict[str, Any], stops: Sequence[str]
+    ) -> list[Completion]:
         self.requests_sent += 1
         try:
             response = await client.post(url, json=body)
@@ -231,6 +257,6 @@ class OpenAIGenerator:
                 raise PromptTooLong(f"model {self.model_name!r} at {url}: the prompt does not fit: {message}")
             raise GenerationError(f"{url} answered HTTP {status}: {message}")
         try:
-            return parse_completions(response.json(), body["n"])
+            return parse_completions(response.json(), body["n"], stops)
         except ValueError as error:  # includes JSON decode errors
             raise _Retryable(f"malformed reply: {error}") from error

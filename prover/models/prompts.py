@@ -16,6 +16,7 @@ double braces keep Lean's own `{x : α}` binders literal.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,20 +151,24 @@ def load_prompt_format(spec: str) -> PromptFormat:
     return PromptFormat(name=str(path), template=template, stops=stops)
 
 
-def check_prompt_lengths(lengths: list[int], max_new_tokens: int, context_length: int | None, model_name: str) -> None:
-    """Raise `PromptTooLong` if any prompt of `lengths` tokens plus `max_new_tokens` exceeds the context.
+def check_prompt_lengths(
+    lengths: Sequence[int], max_new_tokens: int | Sequence[int], context_length: int | None, model_name: str
+) -> None:
+    """Raise `PromptTooLong` if any prompt of `lengths` tokens plus its new tokens exceeds the context.
 
-    The error names the model, the sizes and the indices of the prompts at fault.
+    `max_new_tokens` is one budget for all prompts or one per prompt. The error names the model,
+    the sizes and the indices of the prompts at fault.
     """
     if context_length is None or context_length <= 0:
         return
-    bad = [index for index, length in enumerate(lengths) if length + max_new_tokens > context_length]
+    budgets = [max_new_tokens] * len(lengths) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    bad = [index for index, length in enumerate(lengths) if length + budgets[index] > context_length]
     if not bad:
         return
-    worst = max(lengths[index] for index in bad)
+    worst = max(bad, key=lambda index: lengths[index] + budgets[index])
     raise PromptTooLong(
-        f"{len(bad)} prompt(s) do not fit model {model_name!r}: the longest has {worst} tokens, which with "
-        f"max_new_tokens={max_new_tokens} exceeds the model's context of {context_length} tokens "
+        f"{len(bad)} prompt(s) do not fit model {model_name!r}: the longest has {lengths[worst]} tokens, which with "
+        f"max_new_tokens={budgets[worst]} exceeds the model's context of {context_length} tokens "
         "(lower model.max_new_tokens or use a shorter prompt format)",
         indices=bad,
     )

@@ -12,10 +12,11 @@ pytest.importorskip("httpx", reason="the openai backend needs httpx (the `openai
 
 from lean_env.types import ProofState
 from prover.config import ModelSettings
-from prover.models import build_generator
+from prover.models import PromptedTacticGenerator, build_generator, build_text_generator
 from prover.models.base import GenerationError, PromptTooLong, SamplingConfig
-from prover.models.openai_backend import OpenAIGenerator, completion_body
+from prover.models.openai_backend import OpenAIGenerator, completion_body, parse_completions
 from prover.models.prompts import LLEMMA
+from prover.models.text import Completion, FinishReason, TextGenerator, TextRequest
 from search.types import GenerationRequest, TacticCandidate
 from tests.stand_ins.openai_server import OpenAIStandIn
 
@@ -38,19 +39,37 @@ def server() -> Iterator[OpenAIStandIn]:
 
 
 def make(urls: list[str], **options: Any) -> OpenAIGenerator:
-    sampling = SamplingConfig(
-        temperature=options.pop("temperature", 0.8), max_new_tokens=32, top_k=options.pop("top_k", 0)
-    )
     defaults: dict[str, Any] = {"timeout_s": 2.0, "max_retries": 3, "backoff_s": 0.01, "max_backoff_s": 0.05}
     defaults.update(options)
-    return OpenAIGenerator(model_name="llemma", base_urls=urls, prompt_format=LLEMMA, sampling=sampling, **defaults)
+    return OpenAIGenerator(model_name="llemma", base_urls=urls, **defaults)
 
 
-def ask(generator: OpenAIGenerator, *states: str, samples: int = 3) -> list[list[TacticCandidate]]:
+def tactics(text: OpenAIGenerator, temperature: float = 0.8, top_k: int = 0) -> PromptedTacticGenerator:
+    sampling = SamplingConfig(temperature=temperature, max_new_tokens=32, top_k=top_k)
+    return PromptedTacticGenerator(text, LLEMMA, sampling)
+
+
+def ask(
+    generator: OpenAIGenerator | PromptedTacticGenerator, *states: str, samples: int = 3
+) -> list[list[TacticCandidate]]:
+    tactic = generator if isinstance(generator, PromptedTacticGenerator) else tactics(generator)
+
     async def main() -> list[list[TacticCandidate]]:
         try:
             requests = [GenerationRequest(ProofState.from_pp(s), samples) for s in states]
-            return await asyncio.wait_for(generator.generate(requests), timeout=30)
+            return await asyncio.wait_for(tactic.generate(requests), timeout=30)
+        finally:
+            await tactic.close()
+
+    return asyncio.run(main())
+
+
+def complete(generator: OpenAIGenerator, *requests: TextRequest) -> list[list[Completion]]:
+    """One `complete` call per request, one after another (the stand-in's answers depend on arrival order)."""
+
+    async def main() -> list[list[Completion]]:
+        try:
+            return [(await asyncio.wait_for(generator.complete([request]), timeout=30))[0] for request in requests]
         finally:
             await generator.close()
 
@@ -137,10 +156,63 @@ def test_client_errors_are_not_retried(server: OpenAIStandIn) -> None:
 
 
 def test_body_mapping() -> None:
-    greedy = completion_body("m", "p", 32, SamplingConfig(temperature=0.0), ["---"])
-    assert greedy["n"] == 1 and greedy["temperature"] == 0.0  # beams are not part of the API
-    sampled = completion_body("m", "p", 8, SamplingConfig(temperature=1.0, top_k=20, top_p=0.95), ["a", "b"])
+    beams = completion_body("m", TextRequest("p", n=32, beam_search=True, temperature=0.7, stop=("---",)))
+    assert beams["n"] == 1 and beams["temperature"] == 0.0  # beams are not part of the API: greedy
+    greedy = completion_body("m", TextRequest("p", n=4, temperature=0.0))
+    assert greedy["n"] == 1 and "seed" not in greedy
+    sampled = completion_body(
+        "m", TextRequest("p", n=8, max_tokens=9, temperature=1.0, top_k=20, top_p=0.95, stop=("a", "b"), seed=5)
+    )
     assert (sampled["n"], sampled["top_k"], sampled["top_p"], sampled["stop"]) == (8, 20, 0.95, ["a", "b"])
+    assert (sampled["max_tokens"], sampled["seed"], sampled["prompt"], sampled["logprobs"]) == (9, 5, "p", 1)
+
+
+def test_text_protocol_on_the_wire(server: OpenAIStandIn) -> None:
+    generator = make([server.base_url])
+    assert isinstance(generator, TextGenerator)
+    prompt = f"Tactic state:\n---\n{STATE}\n---\nNext tactic:\n---\n"
+    stopped, cut_short, greedy = complete(
+        generator,
+        TextRequest(prompt, n=3, max_tokens=32, temperature=1.0, stop=("---",)),
+        TextRequest(f"{OTHER}", n=1, max_tokens=1, temperature=1.0, stop=("---",)),
+        TextRequest(f"{OTHER}", n=2, max_tokens=8, temperature=0.0),
+    )
+    # The stop string is cut from the text; the tokens up to and including the one that completed it stay.
+    assert [c.text for c in stopped] == ["linarith\n", "field_simp\n", "linarith\n"]
+    assert all(c.finish_reason == FinishReason.STOP for c in stopped)
+    assert stopped[0].token_logprobs == pytest.approx((-0.2, -0.1, -0.05, -0.05))
+    assert stopped[1].logprob == pytest.approx(sum(stopped[1].token_logprobs)) == pytest.approx(-0.9)
+    assert cut_short == [Completion("simp", (-0.1,), FinishReason.LENGTH)]
+    # Greedy asks the server once and reports the completion n times; it ended by itself (EOS).
+    assert len(greedy) == 2 and greedy[0] == greedy[1] and greedy[0].finish_reason == FinishReason.EOS
+    assert [b["n"] for b in server.log.bodies] == [3, 1, 1]
+    assert [b["max_tokens"] for b in server.log.bodies] == [32, 1, 8]
+    assert [b["stop"] for b in server.log.bodies] == [["---"], ["---"], []]
+
+
+def test_finish_reasons_without_vllm_stop_reason() -> None:
+    def choice(text: str, tokens: list[str], reason: str) -> dict[str, Any]:
+        logprobs = {"tokens": tokens, "token_logprobs": [-1.0] * len(tokens)}
+        return {"text": text, "logprobs": logprobs, "finish_reason": reason}
+
+    reply = {
+        "choices": [
+            choice("simp", ["simp", "\n---"], "stop"),  # the tokens hold the stop string, the text does not
+            choice("simp", ["simp"], "stop"),  # ended by itself
+            choice("simp", ["simp"], "length"),
+            {"text": "ring", "finish_reason": "stop"},  # no log-probs at all
+        ]
+    }
+    out = parse_completions(reply, 4, ["---"])
+    assert [c.finish_reason for c in out] == [
+        FinishReason.STOP,
+        FinishReason.EOS,
+        FinishReason.LENGTH,
+        FinishReason.STOP,
+    ]
+    assert [c.num_tokens for c in out] == [2, 1, 1, 0] and out[0].logprob == -2.0
+    with pytest.raises(ValueError, match="token_logprobs"):
+        parse_completions({"choices": [{"text": "x", "logprobs": {"token_logprobs": ["a"]}}]}, 1)
 
 
 def test_build_generator_maps_settings(server: OpenAIStandIn) -> None:
@@ -152,8 +224,11 @@ def test_build_generator_maps_settings(server: OpenAIStandIn) -> None:
         request_timeout_s=3,
         max_retries=1,
     )
+    text = build_text_generator(settings)
+    assert isinstance(text, OpenAIGenerator)
+    assert text.base_urls == [server.base_url] and text.timeout_s == 3 and text.max_retries == 1
     generator = build_generator(settings)
-    assert isinstance(generator, OpenAIGenerator)
-    assert generator.base_urls == [server.base_url] and generator.timeout_s == 3 and generator.max_retries == 1
+    assert isinstance(generator, PromptedTacticGenerator) and isinstance(generator.text, OpenAIGenerator)
     (candidates,) = ask(generator, OTHER, samples=2)
     assert candidates[0].text == "simp" and server.log.bodies[0]["model"] == "served-llemma"
+    assert server.log.bodies[0]["temperature"] == 0.5 and server.log.bodies[0]["n"] == 2

@@ -11,7 +11,6 @@ from lean_env.types import ProofState, Theorem
 from prover.config import SettingsError
 from prover.models.base import (
     PromptTooLong,
-    RawCompletion,
     SamplingConfig,
     cut_at_stop,
     finalize_candidates,
@@ -25,9 +24,10 @@ from prover.models.prompts import (
     check_prompt_lengths,
     load_prompt_format,
 )
+from prover.models.text import Completion, FinishReason, TextRequest
 from search.types import GenerationRequest
+from tests.shared_data import shared_data_file
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 STATE = "x : ℕ\nh₀ : x + 1 = 3\n⊢ x = 2"
 
 
@@ -48,9 +48,7 @@ def test_llemma_prompt_shape() -> None:
 
 
 def test_llemma_examples_are_not_minif2f_problems() -> None:
-    path = DATA / "minif2f_lean4_llemma.jsonl"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
+    path = shared_data_file("minif2f_lean4_llemma.jsonl")
     statements = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     texts = [json.dumps(row, ensure_ascii=False) for row in statements]
     assert len(texts) > 200
@@ -128,20 +126,25 @@ def test_prompt_length_check_names_model_and_indices() -> None:
 
 
 def test_finalize_dedups_keeping_the_best_and_orders_by_mean_logprob() -> None:
+    def completion(text: str, logprob: float, tokens: int) -> Completion:
+        return Completion(text, (logprob / tokens,) * tokens, FinishReason.STOP)
+
     completions = [
-        RawCompletion("simp\n---", -3.0, 3),  # mean -1.0
-        RawCompletion("linarith---", -1.0, 2),  # mean -0.5
-        RawCompletion(" simp \n---junk", -1.2, 4),  # same tactic, better mean -0.3: kept
-        RawCompletion("---", -0.1, 1),  # empty tactic: dropped
-        RawCompletion("norm_num", -2.0, 4),  # mean -0.5, ties with linarith: generation order
+        completion("simp\n---", -3.0, 3),  # mean -1.0
+        completion("linarith---", -1.0, 2),  # mean -0.5
+        completion(" simp \n---junk", -1.2, 4),  # same tactic, better mean -0.3: kept
+        completion("---", -0.1, 1),  # empty tactic: dropped
+        completion("norm_num", -2.0, 4),  # mean -0.5, ties with linarith: generation order
+        Completion("omega", (), FinishReason.EOS),  # no tokens reported: counted as one
     ]
     out = finalize_candidates(completions, LLEMMA.extract)
-    assert [(c.text, c.logprob, c.num_tokens) for c in out] == [
+    assert [(c.text, round(c.logprob, 9), c.num_tokens) for c in out] == [
+        ("omega", 0.0, 1),
         ("simp", -1.2, 4),
         ("linarith", -1.0, 2),
         ("norm_num", -2.0, 4),
     ]
-    assert [c.text for c in finalize_candidates(completions, LLEMMA.extract, limit=2)] == ["simp", "linarith"]
+    assert [c.text for c in finalize_candidates(completions, LLEMMA.extract, limit=2)] == ["omega", "simp"]
 
 
 def test_tokens_until_stop() -> None:
@@ -167,3 +170,42 @@ def test_sampling_config_validates_and_maps_settings() -> None:
         SamplingConfig(top_p=0)
     with pytest.raises(ValueError, match="max_new_tokens"):
         SamplingConfig(max_new_tokens=0)
+
+
+def test_prompt_length_check_takes_one_budget_per_prompt() -> None:
+    check_prompt_lengths([10, 20], [110, 100], 120, "m")
+    with pytest.raises(PromptTooLong) as info:
+        check_prompt_lengths([10, 20, 30], [111, 10, 91], 120, "m")
+    assert info.value.indices == (0, 2) and "max_new_tokens=111" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("n", 0),
+        ("max_tokens", 0),
+        ("temperature", -0.1),
+        ("temperature", float("nan")),
+        ("top_p", 0.0),
+        ("top_p", 1.5),
+        ("top_k", -1),
+        ("stop", "---"),
+        ("stop", ("",)),
+        ("seed", -1),
+        ("beam_search", 1),
+    ],
+)
+def test_text_request_validates_each_field(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=rf"TextRequest\.{field}"):
+        TextRequest("p", **{field: value})  # type: ignore[arg-type]
+
+
+def test_text_request_and_completion_values() -> None:
+    request = TextRequest("p", n=2, stop=["---", "\n\n"])  # type: ignore[arg-type]
+    assert request.stop == ("---", "\n\n") and hash(request) == hash(TextRequest("p", n=2, stop=("---", "\n\n")))
+    assert request.greedy and not TextRequest("p", beam_search=True).greedy
+    assert not TextRequest("p", temperature=0.5).greedy
+    completion = Completion("simp", (-0.5, -0.25, -0.25), FinishReason.STOP)
+    assert (completion.logprob, completion.num_tokens, completion.mean_logprob) == (-1.0, 3, -1.0 / 3)
+    assert Completion("", (), FinishReason.EOS).mean_logprob == 0.0
+    assert FinishReason("length") is FinishReason.LENGTH and str(FinishReason.EOS) == "eos"

@@ -9,8 +9,8 @@ import pytest
 
 from lean_env.types import ProofClosed
 from prover.config import ModelSettings
-from prover.models import MergingGenerator, build_generator
-from search import SearchConfig, SearchStatus, best_first_search
+from prover.models import MergingGenerator, PromptedTacticGenerator, build_generator
+from search import BestFirstSearch, SearchConfig, SearchStatus
 from tests.models.conftest import INTRO_STATE, PROOF, ROOT_STATE
 from tests.stand_ins.scripted import Effect, ScriptedEnv, make_theorem
 
@@ -35,7 +35,7 @@ def test_tiny_model_proves_a_scripted_theorem(trained_model_dir: Path, temperatu
 
     async def main() -> object:
         try:
-            return await asyncio.wait_for(best_first_search(make_theorem("p_imp_p"), env, generator, config), 90)
+            return await asyncio.wait_for(BestFirstSearch(make_theorem("p_imp_p"), env, generator, config).run(), 90)
         finally:
             await generator.close()
 
@@ -43,4 +43,5 @@ def test_tiny_model_proves_a_scripted_theorem(trained_model_dir: Path, temperatu
     assert result.status is SearchStatus.PROVED, result.failure_reason  # type: ignore[attr-defined]
     assert result.tactics == (PROOF[ROOT_STATE], PROOF[INTRO_STATE])  # type: ignore[attr-defined]
     assert result.verified  # type: ignore[attr-defined]
-    assert isinstance(generator, MergingGenerator) and generator.stats.inner_calls == 2
+    assert isinstance(generator, PromptedTacticGenerator) and isinstance(generator.text, MergingGenerator)
+    assert generator.text.stats.inner_calls == 2

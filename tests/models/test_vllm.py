@@ -17,6 +17,8 @@ from lean_env.types import ProofState
 from prover.config import ModelSettings
 from prover.models.base import PromptTooLong, SamplingConfig
 from prover.models.prompts import LLEMMA, REPROVER
+from prover.models.tactics import PromptedTacticGenerator
+from prover.models.text import FinishReason, TextGenerator, TextRequest
 from prover.models.vllm_backend import (
     VLLMGenerator,
     beam_search_params_kwargs,
@@ -29,8 +31,8 @@ HAVE_VLLM = importlib.util.find_spec("vllm") is not None
 
 
 def test_sampling_params_mapping() -> None:
-    sampling = SamplingConfig(max_new_tokens=256, temperature=0.8, top_p=0.95, top_k=0)
-    assert sampling_params_kwargs(sampling, 32, ("---",)) == {
+    request = TextRequest("p", n=32, max_tokens=256, temperature=0.8, top_p=0.95, top_k=0, stop=("---",))
+    assert sampling_params_kwargs(request) == {
         "n": 32,
         "temperature": 0.8,
         "top_p": 0.95,
@@ -40,10 +42,12 @@ def test_sampling_params_mapping() -> None:
         "logprobs": 0,  # the sampled token's log-prob only: what fills cumulative_logprob
         "skip_special_tokens": True,
     }
+    greedy = sampling_params_kwargs(TextRequest("p", n=4, temperature=0.0, seed=9))
+    assert greedy["n"] == 1 and greedy["temperature"] == 0.0 and greedy["seed"] == 9  # one greedy completion
 
 
 def test_beam_search_and_engine_mapping() -> None:
-    assert beam_search_params_kwargs(SamplingConfig(max_new_tokens=100), 16) == {
+    assert beam_search_params_kwargs(TextRequest("p", n=16, max_tokens=100, beam_search=True)) == {
         "beam_width": 16,
         "max_tokens": 100,
         "temperature": 0.0,
@@ -92,6 +96,9 @@ class CompletionOutput:
     text: str
     token_ids: list[int]
     cumulative_logprob: float
+    logprobs: list[dict[int, Logprob]] | None
+    finish_reason: str
+    stop_reason: str | int | None
 
 
 @dataclass
@@ -117,6 +124,7 @@ class FakeLLM:
 
     continuations: list[str]
     max_model_len: int = 4096
+    token_logprobs: bool = True
     calls: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
@@ -134,9 +142,14 @@ class FakeLLM:
             row = []
             for i in range(n):
                 text = self.continuations[i % len(self.continuations)]
-                cut = min([text.find(s) for s in stops if s in text] or [len(text)])
-                ids = [ord(ch) for ch in text[: cut + 3]]
-                row.append(CompletionOutput(text[:cut], ids, -0.1 * len(ids)))
+                hits = sorted((text.find(s), s) for s in stops if s in text)
+                cut, stop = hits[0] if hits else (len(text), None)
+                ids = [ord(ch) for ch in text[: cut + len(stop or "")]]
+                reason = "stop"  # a stop string, or the continuation ended (EOS)
+                if len(ids) > p.kwargs["max_tokens"]:
+                    ids, cut, stop, reason = ids[: p.kwargs["max_tokens"]], p.kwargs["max_tokens"], None, "length"
+                logprobs = [{token: Logprob(-0.1)} for token in ids] if self.token_logprobs else None
+                row.append(CompletionOutput(text[:cut], ids, -0.1 * len(ids), logprobs, reason, stop))
             outputs.append(RequestOutput(row))
         return outputs
 
@@ -153,25 +166,22 @@ class FakeLLM:
         return outputs
 
 
-def make(llm: FakeLLM, temperature: float) -> VLLMGenerator:
-    return VLLMGenerator(
-        llm,
-        prompt_format=LLEMMA,
-        sampling=SamplingConfig(temperature=temperature, max_new_tokens=64),
-        sampling_params_cls=Params,
-        beam_search_params_cls=Params,
-        model_name="fake",
-    )
+def make(llm: FakeLLM) -> VLLMGenerator:
+    return VLLMGenerator(llm, sampling_params_cls=Params, beam_search_params_cls=Params, model_name="fake")
+
+
+def tactics(llm: FakeLLM, temperature: float) -> PromptedTacticGenerator:
+    return PromptedTacticGenerator(make(llm), LLEMMA, SamplingConfig(temperature=temperature, max_new_tokens=64))
 
 
 def req(state: str, n: int) -> GenerationRequest:
     return GenerationRequest(ProofState.from_pp(state), n)
 
 
-def test_sampling_path_uses_vllm_cumulative_logprobs() -> None:
-    llm = FakeLLM(["simp\n---\nTactic", "ring\n---", "simp\n---"])
-    generator = make(llm, temperature=1.0)
-    rows = asyncio.run(generator.generate([req("⊢ a", 3), req("⊢ b", 2)]))
+@pytest.mark.parametrize("token_logprobs", [True, False], ids=["per-token", "cumulative-only"])
+def test_sampling_path_uses_vllm_logprobs(token_logprobs: bool) -> None:
+    llm = FakeLLM(["simp\n---\nTactic", "ring\n---", "simp\n---"], token_logprobs=token_logprobs)
+    rows = asyncio.run(tactics(llm, temperature=1.0).generate([req("⊢ a", 3), req("⊢ b", 2)]))
     ((kind, params),) = llm.calls
     assert kind == "generate" and [p.kwargs["n"] for p in params] == [3, 2]
     assert params[0].kwargs["stop"] == ["---"] and params[0].kwargs["logprobs"] == 0
@@ -179,11 +189,35 @@ def test_sampling_path_uses_vllm_cumulative_logprobs() -> None:
     assert rows[0][0].num_tokens == 8 and rows[0][0].logprob == pytest.approx(-0.8)
 
 
+def test_text_protocol_on_the_engine_stand_in() -> None:
+    llm = FakeLLM(["simp\n---\nTactic", "norm_num"])
+    generator = make(llm)
+    assert isinstance(generator, TextGenerator)
+    requests = [
+        TextRequest("p", n=2, max_tokens=64, temperature=1.0, stop=("---",)),
+        TextRequest("q", n=1, max_tokens=3, temperature=1.0, stop=("---",)),
+        TextRequest("r", n=3, max_tokens=64, temperature=0.0),
+        TextRequest("s", n=2, max_tokens=10, beam_search=True, stop=("\n",)),
+    ]
+    sampled, short, greedy, beams = asyncio.run(generator.complete(requests))
+    assert [(c.text, c.finish_reason) for c in sampled] == [
+        ("simp\n", FinishReason.STOP),
+        ("norm_num", FinishReason.EOS),
+    ]
+    assert sampled[0].token_logprobs == pytest.approx((-0.1,) * 8)
+    assert short[0].finish_reason == FinishReason.LENGTH and short[0].num_tokens == 3
+    assert len(greedy) == 3 and greedy[0] == greedy[1] == greedy[2]  # one greedy completion, copied
+    assert [(c.text, c.finish_reason, c.num_tokens) for c in beams] == [
+        ("simp", FinishReason.STOP, 5),
+        ("norm_num", FinishReason.LENGTH, 8),
+    ]
+    assert [kind for kind, _ in llm.calls] == ["generate", "beam_search"]
+
+
 def test_beam_path_cuts_beams_at_the_stop_and_resums_logprobs() -> None:
     # vLLM beam search cannot stop on strings: beams run on past `---` and are cut here.
     llm = FakeLLM(["linarith\n---\nTactic state", "nlinarith\n---", "norm_num"])
-    generator = make(llm, temperature=0.0)
-    rows = asyncio.run(generator.generate([req("⊢ a", 3), req("⊢ b", 3), req("⊢ c", 2)]))
+    rows = asyncio.run(tactics(llm, temperature=0.0).generate([req("⊢ a", 3), req("⊢ b", 3), req("⊢ c", 2)]))
     kinds = [(kind, p.kwargs["beam_width"]) for kind, p in llm.calls]
     assert kinds == [("beam_search", 2), ("beam_search", 3)]  # one engine call per beam width
     linarith = next(c for c in rows[0] if c.text == "linarith")
@@ -195,7 +229,7 @@ def test_beam_path_cuts_beams_at_the_stop_and_resums_logprobs() -> None:
 
 
 def test_prompt_length_is_checked_against_the_engine_context() -> None:
-    generator = make(FakeLLM(["simp"], max_model_len=len(LLEMMA.template) + 64 + 20), temperature=1.0)
+    generator = tactics(FakeLLM(["simp"], max_model_len=len(LLEMMA.template) + 64 + 20), temperature=1.0)
     with pytest.raises(PromptTooLong) as info:
         asyncio.run(generator.generate([req("⊢ short", 1), req("⊢ " + "x" * 200, 1)]))
     assert info.value.indices == (1,) and "fake" in str(info.value)

@@ -2,9 +2,10 @@
 
 It listens on 127.0.0.1 only, on a free port, in a background thread, and answers
 `POST /v1/completions` in the real wire format: `choices[i].text`, `choices[i].logprobs` with
-`tokens` / `token_logprobs` / `top_logprobs` / `text_offset`, `finish_reason`, `usage`. Like vLLM
-it applies `stop`: the text ends before the stop string, while the tokens (and their log-probs)
-run up to and including the token that completed it.
+`tokens` / `token_logprobs` / `top_logprobs` / `text_offset`, `finish_reason` (`stop` for a stop
+string and for a completion that ended by itself, `length`), vLLM's `stop_reason` (the stop
+string, else null), `usage`. Like vLLM it applies `stop`: the text ends before the stop string,
+while the tokens (and their log-probs) run up to and including the token that completed it.
 
 Completions come from `table`: the first key found in the prompt gives the list of completions to
 cycle through, each a list of token strings with their log-probs. Failures are injected with
@@ -111,14 +112,15 @@ class OpenAIStandIn:
             logprobs: list[float] = []
             text = ""
             finish = "length"
+            stop_reason: str | None = None
             for token, logprob in completion[:max_tokens]:
                 tokens.append(token)
                 logprobs.append(logprob)
                 text += token
-                hits = [text.find(stop) for stop in stops if stop in text]
+                hits = sorted((text.find(stop), stop) for stop in stops if stop in text)
                 if hits:
-                    text = text[: min(hits)]
-                    finish = "stop"
+                    text = text[: hits[0][0]]
+                    finish, stop_reason = "stop", hits[0][1]
                     break
             else:
                 if len(completion) <= max_tokens:
@@ -135,6 +137,7 @@ class OpenAIStandIn:
                         "text_offset": offsets,
                     },
                     "finish_reason": finish,
+                    "stop_reason": stop_reason,
                 }
             )
         completion_tokens = sum(len(c["logprobs"]["tokens"]) for c in choices)
