@@ -85,7 +85,10 @@ from typing import Any, TypeVar
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lean_env.lean_syntax import LEAN, LeanSyntax
 from lean_env.types import (
+    CheckResult,
+    Hole,
     Progress,
     ProofClosed,
     ProofState,
@@ -97,7 +100,7 @@ from lean_env.types import (
     VerifyStatus,
 )
 from prover.evaluation.runner import run_evaluation
-from prover.models.batching import MergingGenerator
+from prover.models.batching import BatchMerger
 from search.types import GenerationRequest, SearchConfig, TacticCandidate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -354,12 +357,19 @@ class SimEnv:
             worker.busy_s += cost
             await asyncio.sleep(cost / self.scale)
 
-    async def start(self, theorem: Theorem) -> SimSession:
+    @property
+    def syntax(self) -> LeanSyntax:
+        return LEAN
+
+    async def start(self, theorem: Theorem, *, hole: Hole | None = None) -> SimSession:
         home = min(self.workers, key=lambda worker: (worker.sessions, worker.lock.locked(), worker.index))
         home.sessions += 1
         home.held.add(SimWorld.root(theorem.name))
         await self._occupy(home, START_S)
         return SimSession(self, theorem, home)
+
+    async def check(self, text: str, timeout: float, *, header: str | None = None) -> CheckResult:
+        raise NotImplementedError("the simulated world has statements and tactics, not texts with holes")
 
     async def verify(self, theorem: Theorem, proof: str, timeout: float) -> VerifyResult:
         tactics = [line.strip() for line in proof.splitlines()[1:] if line.strip()]
@@ -506,6 +516,29 @@ class SimGenerator:
         return None
 
 
+class MergedSimGenerator:
+    """`SimGenerator` behind the merger our `hf` backend uses (`BatchMerger`, as in `MergingGenerator`).
+
+    `MergingGenerator` merges text completions in front of a text model; the simulated model answers
+    tactic requests directly, so the same merger is put in front of its `generate`.
+    """
+
+    def __init__(self, inner: SimGenerator, *, window_ms: float, max_batch_cost: int) -> None:
+        self._merger: BatchMerger[GenerationRequest, list[TacticCandidate]] = BatchMerger(
+            inner.generate,
+            inner.close,
+            cost=lambda request: request.num_samples,
+            window_ms=window_ms,
+            max_batch_cost=max_batch_cost,
+        )
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[list[TacticCandidate]]:
+        return await self._merger.submit(requests)
+
+    async def close(self) -> None:
+        await self._merger.close()
+
+
 # ----------------------------------------------------------------------------- the reference loop
 
 
@@ -640,7 +673,7 @@ def run_ours(
     records: list[Any] = []
 
     async def main() -> float:
-        generator = MergingGenerator(inner, window_ms=5.0 / (scale or 1.0), max_batch_cost=MAX_BATCH_STATES * SAMPLES)
+        generator = MergedSimGenerator(inner, window_ms=5.0 / (scale or 1.0), max_batch_cost=MAX_BATCH_STATES * SAMPLES)
         loop = asyncio.get_running_loop()
         began = loop.time()
         outcome = await run_evaluation(

@@ -1,20 +1,31 @@
-"""Distributed evaluation with Ray: theorems spread over Ray workers, each with its own Lean pool.
+"""Distributed evaluation with Ray: problems spread over Ray workers, each with its own Lean pool.
 
-The driver (the process running `prover eval`) owns the results file: workers return records and the
-driver writes them, so a distributed run streams into the same `results.jsonl` and resumes the same
-way as a local one. Each worker is an async Ray actor running up to `concurrency_per_worker` searches
-at once over a Lean backend it builds itself (`env_factory`). The model is either one generator per
-node, hosted by an actor pinned to that node and shared by the node's workers (a GPU model), or one
-generator per worker (a client of a remote OpenAI-compatible server that is already shared).
+The run itself is `runner.run_problems`, the same lanes, skipping, durable records, events and abort
+rule as a local run; this module only supplies its `AttemptProblem`, which dispatches a problem to
+a worker actor (`_WorkerPool.attempt`). The driver (the process running `prover eval`) owns the
+results file: workers return records and the driver writes them, so a distributed run streams into
+the same `results.jsonl` and resumes the same way as a local one. Each worker is an async Ray actor
+running up to `concurrency_per_worker` searches at once over a Lean backend it builds itself
+(`env_factory`). The model is either one generator per node, hosted by an actor pinned to that node
+and shared by the node's workers (a GPU model), or one generator per worker (a client of a remote
+OpenAI-compatible server that is already shared).
 
-A worker that dies (its process crashed, its node was lost) has its in-flight theorems put back in
-the queue and tried on another worker, up to `max_attempts` times each; a replacement worker is
-started while the restart allowance lasts. Ray is imported only when a distributed run starts.
+A worker that dies (its process crashed, its node was lost) is replaced while the restart
+allowance lasts, and only the problem whose work killed it is charged an attempt. A death with
+several problems in flight says nothing about which one caused it, so each of them becomes a
+suspect and is re-run alone: on a worker with no other work beside it, one suspect at a time per
+worker. A problem is charged an attempt only when a worker dies while it is the only problem on
+it; after `max_attempts` charged attempts it is recorded as `env_error`. An innocent problem that
+shared a worker with a killer is therefore re-run, never charged, and recorded normally.
+
+Ray is imported only when a distributed run starts. Search-level events stay in the workers; the
+driver publishes the problem-level ones (`prover.evaluation.events`), plus `WorkerLost`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -23,18 +34,19 @@ from typing import Any, Literal
 
 from lean_env.errors import MissingDependency
 from lean_env.protocol import LeanEnv
-from lean_env.types import ProofState, Theorem
+from lean_env.types import Problem, ProofState
+from prover.evaluation.events import ProblemStarted, WorkerLost
 from prover.evaluation.results import EvalRecord, ResultsWriter
 from prover.evaluation.runner import (
     EvalAborted,
-    EvalObserver,
     EvalOutcome,
     env_error_record,
+    plan,
     prove_problem,
-    unique_problems,
+    run_problems,
 )
-from prover.minif2f.dataset import Problem
-from search.types import GenerationRequest, SearchConfig, SearchStatus, TacticCandidate, TacticGenerator
+from search.events import EventListener
+from search.types import GenerationRequest, SearchConfig, TacticCandidate, TacticGenerator
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +74,7 @@ class RayOptions:
     worker_num_cpus: float = 1.0
     """CPUs reserved by each worker actor (its Lean processes run inside its reservation)."""
     max_attempts: int = 3
-    """Times one theorem is tried before a lost worker is recorded as its `env_error`."""
+    """Charged attempts of one problem (a worker died while it ran alone) before it is recorded as `env_error`."""
     max_worker_restarts: int | None = None
     """Replacement workers started after losses; None means `2 * workers`."""
     init_kwargs: Mapping[str, Any] = field(default_factory=dict)
@@ -75,16 +87,14 @@ class RayOptions:
                 raise ValueError(f"RayOptions.{name}: must be an integer >= 1, got {value!r}")
         if self.generator_mode not in ("node", "worker"):
             raise ValueError(f"RayOptions.generator_mode: must be 'node' or 'worker', got {self.generator_mode!r}")
+        if self.max_worker_restarts is not None and self.max_worker_restarts < 0:
+            raise ValueError(f"RayOptions.max_worker_restarts: must be >= 0 or None, got {self.max_worker_restarts}")
 
 
 def _portable(request: GenerationRequest) -> GenerationRequest:
     # Backend handles (a REPL state id, a LeanDojo TacticState) mean nothing in another process and
     # may not pickle; the generator reads only the text.
-    state = ProofState(pp=request.state.pp, goals=request.state.goals)
-    theorem = request.theorem
-    if theorem is not None and theorem.location is not None:
-        theorem = Theorem(name=theorem.name, header=theorem.header, formal_statement=theorem.formal_statement)
-    return GenerationRequest(state=state, num_samples=request.num_samples, theorem=theorem)
+    return dataclasses.replace(request, state=ProofState(pp=request.state.pp, goals=request.state.goals))
 
 
 class RemoteGenerator:
@@ -147,6 +157,9 @@ class EvalWorker:
         self._lock: asyncio.Lock | None = None
         self._name = f"ray:{_node_ip()}:{os.getpid()}"
 
+    def name(self) -> str:
+        return self._name
+
     def node_id(self) -> str:
         import ray
 
@@ -195,52 +208,68 @@ def _node_ip() -> str:
         return "unknown"
 
 
-class _Driver:
-    """The driver's side of one distributed run: the queue, the workers, the results."""
+class _Worker:
+    """The driver's view of one worker actor: what runs on it now."""
+
+    def __init__(self, number: int, handle: Any, name: str) -> None:
+        self.number = number
+        self.handle = handle
+        self.name = name
+        self.in_flight: set[str] = set()
+        self.alone = False
+        """Running one suspect with nothing beside it."""
+        self.draining = False
+        """Reserved for a suspect: takes no new work until what runs on it is done."""
+        self.died_with: frozenset[str] | None = None
+        """The problems in flight when its death was first noticed (None while it lives)."""
+
+
+class _WorkerPool:
+    """The Ray workers of one run, and the `AttemptProblem` that dispatches to them (`attempt`).
+
+    Placement: an ordinary problem goes to the live worker with the fewest problems in flight
+    among those with a free slot and no suspect on or waiting for it. A suspect (a problem that
+    was in flight when its worker died beside others) waits for a worker with nothing in flight:
+    for each waiting suspect one worker is reserved (`draining`) until it empties.
+    """
 
     def __init__(
         self,
         ray: Any,
-        todo: list[Problem],
         env_factory: EnvFactory,
         generator_factory: GeneratorFactory,
         config: SearchConfig,
         options: RayOptions,
-        writer: ResultsWriter | None,
-        observer: EvalObserver | None,
-        max_consecutive_env_errors: int | None,
+        events: EventListener | None,
     ) -> None:
         self.ray = ray
         self.env_factory = env_factory
         self.generator_factory = generator_factory
         self.config = config
         self.options = options
-        self.writer = writer
-        self.observer = observer
-        self.max_errors = max_consecutive_env_errors
-        self.queue: asyncio.Queue[tuple[Problem, int]] = asyncio.Queue()
-        for problem in todo:
-            self.queue.put_nowait((problem, 1))
-        self.remaining = len(todo)
-        self.done = asyncio.Event()
-        if not todo:
-            self.done.set()
-        self.failure: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.records: list[EvalRecord] = []
-        self.consecutive_errors = 0
-        self.workers: dict[int, Any] = {}
-        self.lost: set[int] = set()
+        self.events = events
+        self.workers: dict[int, _Worker] = {}
         self.hosts: dict[str, Any] = {}
-        self.lanes: set[asyncio.Task[None]] = set()
-        self.next_worker_id = 0
+        self.starting = 0
+        """Workers spawned whose activation has not finished."""
+        self.suspects_waiting = 0
+        self.changed = asyncio.Condition()
+        self.background: set[asyncio.Task[None]] = set()
+        self.next_number = 0
         self.restarts_left = (
             options.max_worker_restarts if options.max_worker_restarts is not None else 2 * options.workers
         )
         self.actor_errors: tuple[type[BaseException], ...] = (ray.exceptions.RayActorError,)
         self.task_error: type[BaseException] = ray.exceptions.RayTaskError
 
-    def spawn_worker(self) -> Any:
-        """Create a worker actor (its process starts in the background)."""
+    # Workers: starting, losing, replacing.
+
+    def start(self) -> None:
+        """Spawn every worker at once, so their processes (and Lean pools) start in parallel."""
+        for _ in range(self.options.workers):
+            self._spawn()
+
+    def _spawn(self) -> None:
         worker_cls = self.ray.remote(EvalWorker).options(
             num_cpus=self.options.worker_num_cpus,
             max_concurrency=self.options.concurrency_per_worker + 4,
@@ -248,139 +277,191 @@ class _Driver:
             scheduling_strategy="SPREAD",
         )
         per_worker = self.generator_factory if self.options.generator_mode == "worker" else None
-        return worker_cls.remote(self.env_factory, per_worker, self.config)
+        handle = worker_cls.remote(self.env_factory, per_worker, self.config)
+        self.starting += 1
+        task = asyncio.create_task(self._activate(handle))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
-    async def activate_worker(self, handle: Any) -> None:
-        """Give a spawned worker its node's generator (per-node mode) and start feeding it theorems."""
-        if self.options.generator_mode == "node":
-            node = await handle.node_id.remote()
-            host = self.hosts.get(node)
-            if host is None:
-                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-                host_cls = self.ray.remote(GeneratorHost).options(
-                    num_cpus=0,
-                    num_gpus=self.options.generator_num_gpus,
-                    max_concurrency=1000,
-                    max_restarts=0,
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
-                )
-                host = host_cls.remote(self.generator_factory)
-                self.hosts[node] = host
-            await handle.attach_generator.remote(host)
-        worker_id = self.next_worker_id
-        self.next_worker_id += 1
-        self.workers[worker_id] = handle
-        for _ in range(self.options.concurrency_per_worker):
-            task = asyncio.create_task(self.lane(worker_id, handle))
-            self.lanes.add(task)
-            task.add_done_callback(self.lanes.discard)
-
-    async def lane(self, worker_id: int, handle: Any) -> None:
+    async def _activate(self, handle: Any) -> None:
+        """Give a spawned worker its node's generator (per-node mode), then open it to work."""
         try:
-            while not self.done.is_set():
-                problem, attempt = await self.queue.get()
-                if worker_id in self.lost:  # this worker died while the lane waited: hand the theorem on
-                    self.queue.put_nowait((problem, attempt))
-                    return
-                if self.observer is not None and attempt == 1:
-                    self.observer.on_theorem_start(problem.name)
-                try:
-                    data = await handle.prove.remote(problem, attempt)
-                except self.actor_errors as error:
-                    await self.worker_lost(worker_id, problem, attempt, error)
-                    return
-                except self.task_error as error:
-                    cause = getattr(error, "cause", None)
-                    if isinstance(cause, MissingDependency):
-                        raise cause from None
-                    await self.finish(
-                        env_error_record(
-                            problem, f"Ray worker failed: {cause!r}" if cause else str(error), attempts=attempt
-                        )
-                    )
-                    continue
-                await self.finish(EvalRecord.model_validate(data))
-        except asyncio.CancelledError:
-            raise
-        except BaseException as error:
-            if not self.failure.done():
-                self.failure.set_exception(error)
-
-    async def worker_lost(self, worker_id: int, problem: Problem, attempt: int, error: BaseException) -> None:
-        if attempt >= self.options.max_attempts:
-            logger.error("giving up on %s: its Ray worker was lost %d times", problem.name, attempt)
-            await self.finish(
-                env_error_record(
-                    problem,
-                    f"Ray worker lost {attempt} times while proving it; last: {type(error).__name__}: {error}",
-                    attempts=attempt,
-                )
-            )
-        else:
-            logger.warning("Ray worker lost while proving %s; trying it again elsewhere", problem.name)
-            self.queue.put_nowait((problem, attempt + 1))
-        if worker_id in self.lost:
+            if self.options.generator_mode == "node":
+                node = await handle.node_id.remote()
+                await handle.attach_generator.remote(self._host_for(node))
+            name = await handle.name.remote()
+        except self.actor_errors as error:
+            logger.warning("a Ray worker died while starting: %s", error)
+            async with self.changed:
+                self.starting -= 1
+                self._replace()
+                self.changed.notify_all()
             return
-        self.lost.add(worker_id)
-        handle = self.workers.pop(worker_id, None)
-        if handle is not None:
+        except BaseException:
+            async with self.changed:
+                self.starting -= 1
+                self.changed.notify_all()
+            raise
+        async with self.changed:
+            self.starting -= 1
+            number = self.next_number
+            self.next_number += 1
+            self.workers[number] = _Worker(number, handle, name)
+            self.changed.notify_all()
+
+    def _host_for(self, node: str) -> Any:
+        host = self.hosts.get(node)
+        if host is None:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            host_cls = self.ray.remote(GeneratorHost).options(
+                num_cpus=0,
+                num_gpus=self.options.generator_num_gpus,
+                max_concurrency=1000,
+                max_restarts=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
+            )
+            host = host_cls.remote(self.generator_factory)
+            self.hosts[node] = host
+        return host
+
+    def _replace(self) -> None:
+        if self.restarts_left > 0:
+            self.restarts_left -= 1
+            self._spawn()
+
+    def _lost(self, worker: _Worker) -> frozenset[str]:
+        """Note `worker`'s death (once) and start a replacement; returns what was in flight on it."""
+        if worker.died_with is None:
+            worker.died_with = frozenset(worker.in_flight)
+            self.workers.pop(worker.number, None)
             try:
-                self.ray.kill(handle, no_restart=True)
+                self.ray.kill(worker.handle, no_restart=True)
             except Exception:  # already gone
                 pass
-        if self.restarts_left > 0 and not self.done.is_set():
-            self.restarts_left -= 1
-            await self.activate_worker(self.spawn_worker())
-        elif not self.workers and not self.done.is_set():
-            raise EvalAborted(
-                "every Ray worker was lost and no restart is left; finished theorems are saved, resume to continue",
-                self.records,
-            )
+            self._replace()
+        return worker.died_with
 
-    async def finish(self, record: EvalRecord) -> None:
-        if self.writer is not None:
-            await asyncio.to_thread(self.writer.write, record)
-        self.records.append(record)
-        self.remaining -= 1
-        if self.observer is not None:
-            self.observer.on_theorem_done(record)
-        if self.remaining <= 0:
-            self.done.set()
-        self.consecutive_errors = self.consecutive_errors + 1 if record.status == SearchStatus.ENV_ERROR.value else 0
-        if self.max_errors is not None and self.consecutive_errors >= self.max_errors:
-            raise EvalAborted(
-                f"stopped after {self.consecutive_errors} theorems in a row failed with an infrastructure error; "
-                f"last: {record.name}: {record.failure_reason}",
-                self.records,
-            )
+    # Placement.
 
-    async def run(self) -> None:
-        # Spawn every worker before waiting on any, so their processes (and Lean pools) start in parallel.
-        handles = [self.spawn_worker() for _ in range(self.options.workers)]
-        for handle in handles:
-            await self.activate_worker(handle)
-        waiter = asyncio.ensure_future(self.done.wait())
-        watched: list[asyncio.Future[Any]] = [waiter, self.failure]
-        try:
-            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-        if self.failure.done():
-            self.failure.result()
+    def _placeable(self, alone: bool) -> _Worker | None:
+        live = sorted(self.workers.values(), key=lambda w: (len(w.in_flight), w.number))
+        if alone:
+            for worker in live:
+                if not worker.in_flight and not worker.alone:
+                    return worker
+            reserved = sum(1 for w in live if w.draining)
+            if reserved < self.suspects_waiting:
+                candidates = [w for w in live if not w.draining and not w.alone]
+                if candidates:
+                    candidates[0].draining = True
+            return None
+        for worker in live:
+            if not worker.alone and not worker.draining and len(worker.in_flight) < self.options.concurrency_per_worker:
+                return worker
+        return None
+
+    async def _acquire(self, name: str, alone: bool) -> _Worker:
+        async with self.changed:
+            if alone:
+                self.suspects_waiting += 1
+            try:
+                while True:
+                    worker = self._placeable(alone)
+                    if worker is not None:
+                        break
+                    if not self.workers and not self.starting:
+                        raise EvalAborted(
+                            "every Ray worker was lost and no restart is left; finished problems are saved, "
+                            "resume to continue"
+                        )
+                    await self.changed.wait()
+            finally:
+                if alone:
+                    self.suspects_waiting -= 1
+            if alone:
+                worker.alone, worker.draining = True, False
+            worker.in_flight.add(name)
+            return worker
+
+    async def _release(self, worker: _Worker, name: str) -> None:
+        async with self.changed:
+            worker.in_flight.discard(name)
+            if worker.alone and not worker.in_flight:
+                worker.alone = False
+            self.changed.notify_all()
+
+    # The attempt.
+
+    async def attempt(self, problem: Problem) -> EvalRecord:
+        """Run `problem` on some worker until it has a record; see the module docstring for charging."""
+        charged = 0
+        suspect = False
+        while True:
+            worker = await self._acquire(problem.name, alone=suspect)
+            try:
+                data = await worker.handle.prove.remote(problem, charged + 1)
+            except self.actor_errors as error:
+                async with self.changed:
+                    died_with = self._lost(worker)
+                    self.changed.notify_all()
+                alone = died_with == {problem.name}
+                if alone:
+                    charged += 1
+                self._publish(WorkerLost(worker.name, tuple(sorted(died_with)), problem.name if alone else None))
+                if not alone:
+                    logger.warning(
+                        "Ray worker %s died with %d problems in flight; re-running %s alone",
+                        worker.name,
+                        len(died_with),
+                        problem.name,
+                    )
+                    suspect = True
+                    continue
+                if charged >= self.options.max_attempts:
+                    logger.error("giving up on %s: it killed its Ray worker %d times", problem.name, charged)
+                    return env_error_record(
+                        problem,
+                        f"Ray worker lost {charged} times while running it alone; "
+                        f"last: {type(error).__name__}: {error}",
+                        worker=worker.name,
+                        attempts=charged,
+                    )
+                logger.warning("%s killed its Ray worker (attempt %d); trying it again alone", problem.name, charged)
+                suspect = True
+                self._publish(ProblemStarted(problem.name, charged + 1))
+                continue
+            except self.task_error as error:
+                cause = getattr(error, "cause", None)
+                if isinstance(cause, MissingDependency):
+                    raise cause from None
+                return env_error_record(
+                    problem,
+                    f"Ray worker failed: {cause!r}" if cause else str(error),
+                    worker=worker.name,
+                    attempts=charged + 1,
+                )
+            finally:
+                await self._release(worker, problem.name)
+            return EvalRecord.model_validate(data)
+
+    def _publish(self, event: object) -> None:
+        if self.events is not None:
+            self.events(event)
 
     async def shutdown(self) -> None:
-        for task in list(self.lanes):
+        for task in list(self.background):
             task.cancel()
-        await asyncio.gather(*self.lanes, return_exceptions=True)
-        closing = [handle.close.remote() for handle in self.workers.values()]
+        await asyncio.gather(*self.background, return_exceptions=True)
+        handles = [worker.handle for worker in self.workers.values()]
+        closing = [handle.close.remote() for handle in handles]
         closing += [host.close.remote() for host in self.hosts.values()]
         if closing:
             try:
                 await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), timeout=60)
             except TimeoutError:
                 logger.warning("some Ray workers did not close within 60 s; killing them")
-        for handle in [*self.workers.values(), *self.hosts.values()]:
+        for handle in [*handles, *self.hosts.values()]:
             try:
                 self.ray.kill(handle, no_restart=True)
             except Exception:
@@ -388,7 +469,7 @@ class _Driver:
 
 
 async def run_distributed(
-    problems: Sequence[Problem | Theorem],
+    problems: Sequence[Problem],
     *,
     env_factory: EnvFactory,
     generator_factory: GeneratorFactory,
@@ -396,41 +477,43 @@ async def run_distributed(
     options: RayOptions,
     writer: ResultsWriter | None = None,
     skip: Collection[str] = (),
-    observer: EvalObserver | None = None,
+    events: EventListener | None = None,
     max_consecutive_env_errors: int | None = None,
 ) -> EvalOutcome:
-    """Like `runner.run_evaluation`, over Ray workers: same records, same results file, same resume.
+    """Like `runner.run_evaluation`, over Ray workers: same runner, records, results file, resume and events.
 
     Starts Ray (`options.address`) unless it is already initialised, and shuts it down again only if it
     started it. Raises `MissingDependency` when Ray is not installed or a worker lacks Lean or the model,
-    and `EvalAborted` when too many theorems in a row fail or every worker is lost.
+    and `EvalAborted` when too many problems in a row fail or every worker is lost.
     """
     try:
         import ray
     except ImportError as error:
         raise MissingDependency("Ray", "Install it with: pip install 'llemma-prover[ray]'") from error
-    items = unique_problems(problems)
-    skipped = tuple(problem.name for problem in items if problem.name in skip)
-    todo = [problem for problem in items if problem.name not in skip]
-    if observer is not None:
-        observer.on_start(len(todo), len(skipped))
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    todo, _ = plan(problems, skip)
     if not todo:  # everything already recorded: no cluster needed
-        return EvalOutcome(records=(), skipped=skipped, wall_seconds=0.0)
+        return await run_problems(problems, _nothing_to_attempt, concurrency=1, skip=skip, events=events)
     started_ray = False
     if not ray.is_initialized():
         await asyncio.to_thread(ray.init, address=options.address, **dict(options.init_kwargs))
         started_ray = True
-    driver = _Driver(
-        ray, todo, env_factory, generator_factory, search, options, writer, observer, max_consecutive_env_errors
-    )
+    pool = _WorkerPool(ray, env_factory, generator_factory, search, options, events)
     try:
-        await driver.run()
-    except EvalAborted as error:
-        raise EvalAborted(str(error), driver.records) from None
+        pool.start()
+        return await run_problems(
+            problems,
+            pool.attempt,
+            concurrency=options.workers * options.concurrency_per_worker,
+            writer=writer,
+            skip=skip,
+            events=events,
+            max_consecutive_env_errors=max_consecutive_env_errors,
+        )
     finally:
-        await driver.shutdown()
+        await pool.shutdown()
         if started_ray:
             ray.shutdown()
-    return EvalOutcome(records=tuple(driver.records), skipped=skipped, wall_seconds=loop.time() - started)
+
+
+async def _nothing_to_attempt(problem: Problem) -> EvalRecord:
+    raise AssertionError(f"{problem.name}: nothing should be attempted in a run with everything skipped")

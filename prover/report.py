@@ -243,6 +243,16 @@ def _run_section(run: Run, proof_dir: Path, out_dir: Path) -> list[str]:
         lines += ["Infrastructure errors (`env_error`), by cause:", ""]
         lines += [f"- {count} × {reason or 'unknown'}" for reason, count in reasons.most_common(10)]
         lines.append("")
+    invalid = sorted((record for record in run.records if record.status == "invalid_statement"), key=lambda r: r.name)
+    if invalid:
+        lines += ["Statements that do not elaborate (`invalid_statement`, never retried):", ""]
+        lines += [
+            f"- {record.name}: {((record.failure_reason or '').strip() or 'no message').splitlines()[0][:120]}"
+            for record in invalid[:20]
+        ]
+        if len(invalid) > 20:
+            lines.append(f"- ... and {len(invalid) - 20} more")
+        lines.append("")
     if proved:
         relative = proof_dir.relative_to(out_dir).as_posix()
         lines += ["| proved theorem | category | tactics | time (s) | expansions |", "|---|---|---:|---:|---:|"]

@@ -1,8 +1,17 @@
-"""Batch evaluation: the concurrent runner, the durable results file, the run manifest and summaries.
+"""Batch evaluation: the runner every executor shares, the durable results file, the run manifest,
+problem-level events and summaries.
 
 Importing this package is cheap (no torch, no ray, no matplotlib).
 """
 
+from prover.evaluation.events import (
+    EvaluationEvent,
+    EvaluationFinished,
+    EvaluationStarted,
+    ProblemFinished,
+    ProblemStarted,
+    WorkerLost,
+)
 from prover.evaluation.manifest import (
     MANIFEST_FILE,
     ResumeMismatch,
@@ -23,35 +32,44 @@ from prover.evaluation.results import (
     repair_torn_tail,
 )
 from prover.evaluation.runner import (
+    AttemptProblem,
+    ErrorStreak,
     EvalAborted,
-    EvalObserver,
     EvalOutcome,
-    as_problem,
     env_error_record,
+    local_attempt,
     make_record,
     prove_problem,
     run_evaluation,
+    run_problems,
 )
 from prover.evaluation.summary import Summary, Tally, format_summary, summarize, summary_markdown
 
 __all__ = [
     "MANIFEST_FILE",
     "RESULTS_FILE",
+    "AttemptProblem",
+    "ErrorStreak",
     "EvalAborted",
-    "EvalObserver",
     "EvalOutcome",
     "EvalRecord",
+    "EvaluationEvent",
+    "EvaluationFinished",
+    "EvaluationStarted",
+    "ProblemFinished",
+    "ProblemStarted",
     "ResultsError",
     "ResultsWriter",
     "ResumeMismatch",
     "Summary",
     "Tally",
-    "as_problem",
+    "WorkerLost",
     "build_manifest",
     "check_resume",
     "completed_names",
     "env_error_record",
     "format_summary",
+    "local_attempt",
     "make_record",
     "prove_problem",
     "read_manifest",
@@ -60,6 +78,7 @@ __all__ = [
     "repair_torn_tail",
     "resumed_manifest",
     "run_evaluation",
+    "run_problems",
     "summarize",
     "summary_markdown",
     "write_manifest",

@@ -29,11 +29,15 @@ class ResultsError(ValueError):
 
 
 class EvalRecord(BaseModel):
-    """One line of `results.jsonl`: the outcome of one theorem.
+    """One line of `results.jsonl`: the outcome of one problem.
 
-    The search's own fields are those of `SearchResult.to_dict()`; the evaluation adds the split and
-    category, `lean_file` (the whole checked file, for proved theorems), timing, the worker that ran
-    it and how many times it was attempted (more than one only when a distributed worker was lost).
+    The search's own fields are those of `SearchResult.to_dict()`; the evaluation adds the split,
+    category and language, `statement_hash` (`Problem.statement_hash`, so a resume can tell a
+    changed statement), `lean_file` (the whole checked file of a proof, in the problem's language),
+    timing, the worker that ran it and its attempt number (more than one only when the problem
+    itself killed a distributed worker). `status` is a `SearchStatus` value; `invalid_statement`
+    is an outcome like `failed`, while `env_error` is the only infrastructure failure. Records
+    written before `language` and `statement_hash` existed load with `lean4` and an empty hash.
     Unknown fields are kept, so files written by newer versions still load.
     """
 
@@ -42,6 +46,8 @@ class EvalRecord(BaseModel):
     name: str = Field(min_length=1)
     split: str = ""
     category: str = "other"
+    language: str = "lean4"
+    statement_hash: str = ""
     status: str
     proved: bool
     verified: bool = False
@@ -191,15 +197,15 @@ def read_records(path: Path) -> list[EvalRecord]:
 
 
 def completed_names(path: Path) -> set[str]:
-    """Names of the theorems already recorded in `path` (what `--resume` skips)."""
+    """Names of the problems already recorded in `path` (what `--resume` skips)."""
     return {record.name for record in read_records(path)}
 
 
 def remove_records(path: Path, drop: Callable[[EvalRecord], bool]) -> list[str]:
     """Rewrite `path` without the records for which `drop` is true (atomically); returns their names.
 
-    Used to retry theorems that ended in an infrastructure error. The file is replaced by rename, so
-    a kill during the rewrite leaves either the old or the new file, never a mix.
+    Used to retry problems that ended in an infrastructure error, or whose statement changed. The file
+    is replaced by rename, so a kill during the rewrite leaves either the old or the new file, never a mix.
     """
     path = Path(path)
     records = read_records(path)

@@ -1,8 +1,10 @@
 """Opening a run directory: a fresh run, or a resume checked against the recorded manifest.
 
 `prepare_run` is what `prover eval` does before any search starts, kept out of the CLI so every
-executor (local, Ray) and every driver resumes the same way: names already in `results.jsonl` are
-skipped, a torn last line is cut off, and settings that would mix two experiments are refused.
+executor (local, Ray) and every driver resumes the same way: problems already in `results.jsonl`
+are skipped (matched by name and statement hash: a record of a statement that has since changed is
+dropped and the problem run again), a torn last line is cut off, and settings that would mix two
+experiments are refused.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from prover.evaluation.manifest import (
     resumed_manifest,
     write_manifest,
 )
-from prover.evaluation.results import RESULTS_FILE, completed_names, remove_records, repair_torn_tail
+from prover.evaluation.results import RESULTS_FILE, EvalRecord, completed_names, remove_records, repair_torn_tail
 from prover.minif2f.dataset import Dataset
 from search.types import SearchStatus
 
@@ -43,6 +45,8 @@ class PreparedRun:
     warnings: tuple[str, ...]
     retried: tuple[str, ...] = ()
     """Names whose `env_error` records were removed to be attempted again (`retry_errors`)."""
+    changed: tuple[str, ...] = ()
+    """Names whose records were of another statement (hash) and were removed to be attempted again."""
 
 
 def prepare_run(
@@ -60,7 +64,8 @@ def prepare_run(
 
     Without `resume`, a directory that already holds results is refused (nothing is overwritten).
     With `resume`, the recorded manifest must agree on the search budget and model unless `force`
-    (raises `ResumeMismatch`); `retry_errors` first removes `env_error` records so those theorems run again.
+    (raises `ResumeMismatch`); `retry_errors` first removes `env_error` records so those problems run
+    again. Only `env_error` is retried: an `invalid_statement` record is an outcome and stays.
     """
     out_dir = Path(out_dir)
     results_path = out_dir / RESULTS_FILE
@@ -85,10 +90,31 @@ def prepare_run(
         manifest = resumed_manifest(previous, current)
     repair_torn_tail(results_path)
     retried: list[str] = []
-    if retry_errors and results_path.exists():
-        retried = remove_records(results_path, lambda record: record.status == SearchStatus.ENV_ERROR.value)
+    changed: list[str] = []
+    if results_path.exists():
+        hashes = {problem.name: problem.statement_hash for problem in dataset.problems}
+        changed = remove_records(results_path, lambda record: _statement_changed(record, hashes))
+        if changed:
+            warnings.append(
+                f"{len(changed)} recorded problem(s) have a different statement now and will run again: "
+                + ", ".join(changed[:5])
+                + (" ..." if len(changed) > 5 else "")
+            )
+        if retry_errors:
+            retried = remove_records(results_path, is_retryable)
     skip = frozenset(completed_names(results_path))
     write_manifest(out_dir, manifest)
     for warning in warnings:
         logger.warning("%s", warning)
-    return PreparedRun(out_dir, results_path, manifest, skip, tuple(warnings), tuple(retried))
+    return PreparedRun(out_dir, results_path, manifest, skip, tuple(warnings), tuple(retried), tuple(changed))
+
+
+def is_retryable(record: EvalRecord) -> bool:
+    """What `retry_errors` re-runs: infrastructure errors (`env_error`) only, never `invalid_statement`."""
+    return record.status == SearchStatus.ENV_ERROR.value
+
+
+def _statement_changed(record: EvalRecord, hashes: Mapping[str, str]) -> bool:
+    # A record without a hash predates hashes; a name outside the selection is not ours to judge.
+    current = hashes.get(record.name)
+    return bool(record.statement_hash) and current is not None and record.statement_hash != current

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from prover.evaluation.results import EvalRecord
 from prover.minif2f.dataset import SPLITS, Category
+from search.types import SearchStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +34,11 @@ class Tally:
 class Summary:
     """What an evaluation achieved. Categories and splits with no attempted theorem are absent.
 
-    `expected` is how many theorems the run was asked to cover (from the manifest), when known;
-    `by_status` counts the records' statuses (proved, failed, timed_out, ...).
+    `expected` is how many problems the run was asked to cover (from the manifest), when known;
+    `by_status` counts the records' statuses (proved, failed, timed_out, ...). `invalid_statements`
+    (statements that do not elaborate: attempted, never proved, never retried) and `env_errors`
+    (infrastructure failures, re-run by `--retry-errors`) are counted apart because they call for
+    different actions. A category outside miniF2F's is tallied as `Category.OTHER`.
     """
 
     overall: Tally
@@ -45,6 +49,8 @@ class Summary:
     search_seconds: float = 0.0
     expansions: int = 0
     proved_names: frozenset[str] = field(default_factory=frozenset)
+    invalid_statements: int = 0
+    env_errors: int = 0
 
     @property
     def complete(self) -> bool:
@@ -53,7 +59,7 @@ class Summary:
 
 
 def summarize(records: Iterable[EvalRecord], expected: int | None = None) -> Summary:
-    """Count proved and attempted theorems in `records` (one per theorem, as `read_records` returns)."""
+    """Count proved and attempted problems in `records` (one per problem, as `read_records` returns)."""
     overall = Tally()
     by_split: dict[str, Tally] = {}
     by_category: dict[Category, Tally] = {}
@@ -87,6 +93,8 @@ def summarize(records: Iterable[EvalRecord], expected: int | None = None) -> Sum
         search_seconds=seconds,
         expansions=expansions,
         proved_names=frozenset(proved),
+        invalid_statements=statuses[SearchStatus.INVALID_STATEMENT.value],
+        env_errors=statuses[SearchStatus.ENV_ERROR.value],
     )
 
 
@@ -106,6 +114,12 @@ def format_summary(summary: Summary, title: str = "miniF2F") -> str:
             lines.append(f"    {category.label:<{width}}  {counts} {100 * tally.rate:5.1f} %")
     if summary.by_status:
         lines.append("  outcomes:    " + ", ".join(f"{status} {count}" for status, count in summary.by_status.items()))
+    if summary.invalid_statements:
+        lines.append(
+            f"  invalid statements: {summary.invalid_statements} (do not elaborate; fix the dataset, not retried)"
+        )
+    if summary.env_errors:
+        lines.append(f"  infrastructure errors: {summary.env_errors} (rerun with --resume --retry-errors)")
     return "\n".join(lines)
 
 
@@ -121,10 +135,16 @@ def summary_markdown(summary: Summary) -> str:
     for category, tally in summary.by_category.items():
         rows.append(f"| {category.label} | {tally.proved} | {tally.attempted} | {_pct(tally)} |")
     rows.append("")
-    rows.append("| outcome | theorems |")
+    rows.append("| outcome | problems |")
     rows.append("|---|---:|")
     for status, count in summary.by_status.items():
         rows.append(f"| {status} | {count} |")
+    if summary.invalid_statements:
+        rows.append("")
+        rows.append(
+            f"{summary.invalid_statements} statement(s) do not elaborate (`invalid_statement`): counted as attempted, "
+            "never retried."
+        )
     return "\n".join(rows)
 
 

@@ -1,14 +1,16 @@
-"""The miniF2F benchmark: loading its statements, filtering them, and naming their categories."""
+"""The miniF2F benchmark and other problem sets: loading statements, filtering them, naming categories."""
 
 from prover.minif2f.dataset import (
     SPLITS,
     Category,
     Dataset,
     DatasetError,
-    Problem,
+    category_label,
     category_of,
+    dojo_locations,
+    lean_statement_problem,
     load_dataset,
-    with_dojo_locations,
+    load_problems,
 )
 
 __all__ = [
@@ -16,8 +18,10 @@ __all__ = [
     "Category",
     "Dataset",
     "DatasetError",
-    "Problem",
+    "category_label",
     "category_of",
+    "dojo_locations",
+    "lean_statement_problem",
     "load_dataset",
-    "with_dojo_locations",
+    "load_problems",
 ]

@@ -1,12 +1,19 @@
-"""Loading miniF2F statements from an upstream checkout or a JSONL file, filtering them, naming categories.
+"""Loading problems from JSONL files and miniF2F checkouts, filtering them, naming miniF2F categories.
 
-Two sources are understood:
-- a checkout of yangky11/miniF2F-lean4: `MiniF2F/Valid/<name>.lean` and `MiniF2F/Test/<name>.lean`, one
-  theorem per file, written as header, then `theorem <name> ... := by`, then ` sorry`;
-- a JSONL file with one record per line and at least the fields `name`, `split` (`valid` or `test`),
-  `header` and `formal_statement` (the statement through its final `:= by`), as in
-  `minif2f_lean4.jsonl`; other fields are ignored.
+A `Dataset` holds core `lean_env.types.Problem`s, so evaluation is generic over problems: miniF2F is
+one dataset among any a user gives. Three sources are understood:
+- `load_problems(path)`: any JSONL file, one record per line with at least `name` and
+  `formal_statement`, and optionally `header`, `split`, `category`, `language` (`lean4`,
+  `isabelle`), `informal_statement`, `informal_proof` and `source` (`owner/repo@commit:path`);
+  other fields are ignored;
+- `load_dataset(path)` on a JSONL file: the same records, but miniF2F's: `header` is required and
+  `split` must be `valid` or `test` (`minif2f_lean4.jsonl`, `minif2f_isabelle.jsonl`);
+- `load_dataset(path)` on a checkout of yangky11/miniF2F-lean4: `MiniF2F/Valid/<name>.lean` and
+  `MiniF2F/Test/<name>.lean`, one theorem per file: header, `theorem <name> ... := by`, ` sorry`.
 
+A record's language is its `language` field, else the loader's `language=` argument, else Lean 4.
+Only Lean problems are checked for Lean's shape (a `theorem <name>` whose signature ends in
+`:= by`, found by `lean_env.lean_syntax`); other languages' statements are taken as written.
 Malformed input raises `DatasetError` naming the file, the line (JSONL) and the field at fault.
 """
 
@@ -21,12 +28,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from lean_env.types import DojoLocation, Theorem
-from prover.statements import split_declaration
+from lean_env.lean_syntax import declarations, mask, split_declaration
+from lean_env.types import Language, Problem
+
+if TYPE_CHECKING:
+    from lean_env.dojo import DojoLocation
 
 SPLITS: tuple[str, ...] = ("valid", "test")
 """The miniF2F splits, in the order problems are listed."""
@@ -94,24 +104,12 @@ def category_of(name: str) -> Category:
     return Category.OTHER
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One benchmark problem: the theorem to prove plus where it comes from.
-
-    `source` says where the statement was read (`<file>` or `<file>:<line>`); `upstream` where it comes
-    from originally, as `owner/repo@commit:path` (a JSONL record's `source` field), or the path of the
-    theorem's file relative to the checkout.
-    """
-
-    theorem: Theorem
-    split: str
-    category: Category
-    source: str = ""
-    upstream: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.theorem.name
+def category_label(category: str) -> str:
+    """A human-readable name for a problem's `category`: a miniF2F category's label, else the text itself."""
+    try:
+        return Category(category).label
+    except ValueError:
+        return category or Category.OTHER.label
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +127,6 @@ class Dataset:
     sha256: str
 
     @property
-    def theorems(self) -> list[Theorem]:
-        return [problem.theorem for problem in self.problems]
-
-    @property
     def names(self) -> list[str]:
         return [problem.name for problem in self.problems]
 
@@ -140,7 +134,7 @@ class Dataset:
     def selection_sha256(self) -> str:
         digest = hashlib.sha256()
         for problem in self.problems:
-            for part in (problem.name, problem.theorem.header, problem.theorem.formal_statement):
+            for part in (problem.name, problem.header, problem.formal_statement):
                 digest.update(part.encode("utf-8"))
                 digest.update(b"\0")
         return digest.hexdigest()
@@ -157,19 +151,21 @@ class Dataset:
     ) -> Dataset:
         """The problems passing every filter, in their original order.
 
-        `splits`: any of `valid`, `test` (`all` means both). `pattern`: shell-style globs on the name,
-        comma-separated (`mathd_*,amc12a_*`). `categories`: category values (`mathd_algebra`, `amc`, ...).
-        `limit`: keep the first N after the other filters. Raises `DatasetError` for an unknown value.
+        `splits`: split names (`valid`, `test`, or any split the records name; `all` means every
+        one). `pattern`: shell-style globs on the name, comma-separated (`mathd_*,amc12a_*`).
+        `categories`: category values (`mathd_algebra`, `amc`, ..., or any category the records
+        name). `limit`: keep the first N after the other filters. Raises `DatasetError` for an
+        unknown value.
         """
         problems: Sequence[Problem] = self.problems
         if splits is not None:
-            wanted = _parse_splits(splits)
+            wanted = _parse_splits(splits, {problem.split for problem in self.problems})
             problems = [problem for problem in problems if problem.split in wanted]
         if pattern:
             globs = [part.strip() for part in pattern.split(",") if part.strip()]
             problems = [problem for problem in problems if any(fnmatch.fnmatchcase(problem.name, g) for g in globs)]
         if categories is not None:
-            chosen = _parse_categories(categories)
+            chosen = _parse_categories(categories, {problem.category for problem in self.problems})
             problems = [problem for problem in problems if problem.category in chosen]
         if limit is not None:
             if limit < 1:
@@ -178,27 +174,30 @@ class Dataset:
         return replace(self, problems=tuple(problems))
 
 
-def _parse_splits(splits: Iterable[str]) -> set[str]:
+def _parse_splits(splits: Iterable[str], present: set[str]) -> set[str]:
+    known = set(SPLITS) | {split for split in present if split}
     wanted: set[str] = set()
     for split in splits:
         value = split.strip().lower()
         if value == "all":
-            wanted.update(SPLITS)
-        elif value in SPLITS:
+            wanted.update(known)
+        elif value in known:
             wanted.add(value)
         else:
-            raise DatasetError(f"split: unknown split {split!r}; choose from valid, test, all")
+            choices = ", ".join([*SPLITS, *sorted(known - set(SPLITS)), "all"])
+            raise DatasetError(f"split: unknown split {split!r}; choose from {choices}")
     return wanted
 
 
-def _parse_categories(categories: Iterable[str | Category]) -> set[Category]:
-    chosen: set[Category] = set()
+def _parse_categories(categories: Iterable[str | Category], present: set[str]) -> set[str]:
+    known = {category.value for category in Category} | present
+    chosen: set[str] = set()
     for category in categories:
-        try:
-            chosen.add(Category(str(category).strip().lower()))
-        except ValueError:
-            known = ", ".join(c.value for c in Category)
-            raise DatasetError(f"category: unknown category {category!r}; choose from {known}") from None
+        value = str(category.value if isinstance(category, Category) else category).strip().lower()
+        if value not in known:
+            choices = ", ".join([*(c.value for c in Category), *sorted(present - {c.value for c in Category})])
+            raise DatasetError(f"category: unknown category {category!r}; choose from {choices}")
+        chosen.add(value)
     return chosen
 
 
@@ -209,18 +208,24 @@ def load_dataset(
     pattern: str | None = None,
     categories: Iterable[str | Category] | None = None,
     limit: int | None = None,
+    language: Language | str | None = None,
 ) -> Dataset:
     """Read miniF2F from a checkout directory or a JSONL file, then apply the filters of `Dataset.select`.
 
-    Problems come in split order (valid, then test) and, within a split, in file order (JSONL) or by
-    name (checkout). Raises `DatasetError` when the path is missing, a record or file is malformed,
-    or a name appears twice.
+    A JSONL file's records must name a miniF2F split (`valid` or `test`); `language` is the
+    language of records without a `language` field (Lean 4 when None), so
+    `load_dataset(minif2f_isabelle.jsonl, language="isabelle")` gives 488 Isabelle problems. A
+    checkout is Lean 4. Problems come in split order (valid, then test) and, within a split, in file
+    order (JSONL) or by name (checkout). Raises `DatasetError` when the path is missing, a record or
+    file is malformed, or a name appears twice.
     """
     path = Path(path)
     if path.is_dir():
+        if language is not None and Language(language) is not Language.LEAN4:
+            raise DatasetError(f"{path}: a miniF2F-lean4 checkout holds Lean 4 problems, not {language}")
         dataset = _load_checkout(path)
     elif path.is_file():
-        dataset = _load_jsonl(path)
+        dataset = _load_jsonl(path, language=_language_argument(language), splits=SPLITS)
     else:
         raise DatasetError(
             f"{path}: no such file or directory; give a miniF2F-lean4 checkout (run `prover setup`) "
@@ -229,13 +234,49 @@ def load_dataset(
     return dataset.select(splits=splits, pattern=pattern, categories=categories, limit=limit)
 
 
+def load_problems(
+    path: Path,
+    *,
+    language: Language | str | None = None,
+    splits: Iterable[str] | None = None,
+    pattern: str | None = None,
+    categories: Iterable[str | Category] | None = None,
+    limit: int | None = None,
+) -> Dataset:
+    """Read a user's JSONL file of problems (any names, any splits), then apply `Dataset.select`'s filters.
+
+    Each record needs `name` and `formal_statement`; `header` defaults to empty, `split` to none,
+    `category` to the miniF2F category the name implies (`other` for most names). Problems keep
+    file order. Raises `DatasetError` naming the line and field of a malformed record.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file; give a JSONL file with one problem (name, formal_statement) a line")
+    dataset = _load_jsonl(path, language=_language_argument(language), splits=None)
+    return dataset.select(splits=splits, pattern=pattern, categories=categories, limit=limit)
+
+
+def _language_argument(language: Language | str | None) -> Language | None:
+    if language is None:
+        return None
+    try:
+        return Language(language)
+    except ValueError:
+        choices = ", ".join(value.value for value in Language)
+        raise DatasetError(f"language: unknown language {language!r}; choose from {choices}") from None
+
+
 class _JsonlRecord(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     name: str = Field(min_length=1)
-    split: Literal["valid", "test"]
-    header: str
-    formal_statement: str
+    formal_statement: str = Field(min_length=1)
+    header: str = ""
+    split: str = ""
+    category: str | None = None
+    language: Language | None = None
+    informal_statement: str | None = None
+    informal_proof: str | None = None
     source: str | None = None
 
     @field_validator("name")
@@ -245,28 +286,59 @@ class _JsonlRecord(BaseModel):
             raise ValueError("must be a theorem name without whitespace")
         return value
 
-    @field_validator("formal_statement")
+    @field_validator("split")
     @classmethod
-    def _statement_shape(cls, value: str) -> str:
-        problem = _statement_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value
+    def _split_word(cls, value: str) -> str:
+        if any(char.isspace() for char in value):
+            raise ValueError("must be a split name without whitespace")
+        return value.lower()
 
 
-_STATEMENT_START = re.compile(r"^\s*(?:@\[[^\]]*\]\s*)?(?:theorem|lemma)\s+\S")
-_ENDS_WITH_BY = re.compile(r":=\s*by\s*$")
+def lean_statement_problem(statement: str) -> str | None:
+    """What is wrong with a Lean statement as a dataset gives it, or None when it is well formed.
 
-
-def _statement_problem(statement: str) -> str | None:
-    if not _STATEMENT_START.match(statement):
+    Well formed: a `theorem`/`lemma` declaration (after comments, attributes or a docstring) whose
+    signature ends with `:= by` and nothing after it: the statement without its proof.
+    """
+    found = declarations(statement)
+    masked = mask(statement)
+    if not found or masked[: found[0].start].strip():
         return "must start with `theorem <name>`"
-    if not _ENDS_WITH_BY.search(statement):
+    end = found[0].signature_end
+    if end < 0 or masked[end:].split() != ["by"]:
         return "must end with `:= by` (the statement without its proof)"
     return None
 
 
-def _load_jsonl(path: Path) -> Dataset:
+def _record_problem(record: _JsonlRecord, where: str, language: Language | None) -> Problem:
+    if record.language is not None and language is not None and record.language is not language:
+        raise DatasetError(
+            f"{where}: field 'language': {record.language.value!r}, but the file was read as {language.value}"
+        )
+    chosen = record.language or language or Language.LEAN4
+    if chosen is Language.LEAN4:
+        issue = lean_statement_problem(record.formal_statement)
+        if issue is not None:
+            hint = ""
+            if record.header.lstrip().startswith("theory "):
+                hint = " (the header is an Isabelle theory: read the file with language=isabelle)"
+            raise DatasetError(f"{where}: field 'formal_statement': {issue}{hint}")
+    return Problem(
+        name=record.name,
+        header=record.header,
+        formal_statement=record.formal_statement,
+        language=chosen,
+        informal_statement=record.informal_statement,
+        informal_proof=record.informal_proof,
+        split=record.split,
+        category=record.category or category_of(record.name).value,
+        source=where,
+        upstream=record.source or "",
+    )
+
+
+def _load_jsonl(path: Path, *, language: Language | None, splits: Sequence[str] | None) -> Dataset:
+    """Read one problem a line; `splits`, when given, are the only splits allowed (and their order)."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -284,20 +356,27 @@ def _load_jsonl(path: Path) -> Dataset:
             raise DatasetError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from error
         if not isinstance(data, dict):
             raise DatasetError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        if splits is not None:  # a benchmark's records say where they belong and what they import
+            for required in ("split", "header"):
+                if required not in data:
+                    raise DatasetError(f"{where}: field {required!r}: Field required")
         try:
             record = _JsonlRecord.model_validate(data)
         except ValidationError as error:
             issue = error.errors()[0]
             field = ".".join(str(part) for part in issue["loc"]) or "record"
             raise DatasetError(f"{where}: field {field!r}: {issue['msg']}") from error
+        if splits is not None and record.split not in splits:
+            choices = " or ".join(repr(split) for split in splits)
+            raise DatasetError(f"{where}: field 'split': must be {choices}, got {record.split!r}")
         if record.name in seen:
             raise DatasetError(f"{where}: field 'name': {record.name!r} already appears on line {seen[record.name]}")
         seen[record.name] = number
-        theorem = Theorem(name=record.name, header=record.header, formal_statement=record.formal_statement)
-        problems.append(Problem(theorem, record.split, category_of(record.name), where, record.source or ""))
+        problems.append(_record_problem(record, where, language))
     if not problems:
         raise DatasetError(f"{path}: no records")
-    problems.sort(key=lambda problem: SPLITS.index(problem.split))  # stable: file order within a split
+    if splits is not None:
+        problems.sort(key=lambda problem: splits.index(problem.split))  # stable: file order within a split
     return Dataset(tuple(problems), str(path), "jsonl", hashlib.sha256(raw).hexdigest())
 
 
@@ -346,26 +425,39 @@ def _parse_theorem_file(file: Path, raw: bytes, split: str, relative: str) -> Pr
     header, name, statement, _ = parts
     if name != file.stem:
         raise DatasetError(f"{file}: the theorem is named {name!r} but the file is {file.name}")
-    theorem = Theorem(name=name, header=header, formal_statement=statement)
-    return Problem(theorem, split, category_of(name), str(file), relative)
+    return Problem(
+        name=name,
+        header=header,
+        formal_statement=statement,
+        split=split,
+        category=category_of(name).value,
+        source=str(file),
+        upstream=relative,
+    )
 
 
 _UPSTREAM = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)@(?P<commit>[0-9a-fA-F]{6,40}):(?P<path>.+)$")
 
 
-def with_dojo_locations(dataset: Dataset, repo_url: str | None = None, commit: str | None = None) -> Dataset:
-    """The dataset with a LeanDojo location on every theorem, for the `dojo` backend.
+def dojo_locations(dataset: Dataset, repo_url: str | None = None, commit: str | None = None) -> dict[str, DojoLocation]:
+    """Where LeanDojo finds each problem of `dataset`: `{name: DojoLocation}`, for `DojoLeanEnv(locate=...)`.
 
-    The file of each theorem comes from its `upstream` (the checkout-relative path, or the path in a
+    The file of each problem comes from its `upstream` (the checkout-relative path, or the path in a
     JSONL record's `owner/repo@commit:path`). `repo_url` and `commit` default to the checkout itself
     (its directory and git HEAD) or to the record's GitHub repository and commit. Raises `DatasetError`
-    naming the problem when a location cannot be worked out.
+    naming the problem when a location cannot be worked out, or when a problem is not Lean 4.
     """
-    located: list[Problem] = []
+    from lean_env.dojo import DojoLocation
+
+    located: dict[str, DojoLocation] = {}
     checkout_commit: str | None = None
     if dataset.kind == "checkout" and commit is None:
         checkout_commit = _git_head(Path(dataset.source))
     for problem in dataset.problems:
+        if problem.language is not Language.LEAN4:
+            raise DatasetError(
+                f"{problem.source}: {problem.name} is a {problem.language.value} problem; LeanDojo runs Lean 4"
+            )
         match = _UPSTREAM.match(problem.upstream)
         if dataset.kind == "checkout":
             path, repo, rev = problem.upstream, repo_url or dataset.source, commit or checkout_commit
@@ -380,9 +472,8 @@ def with_dojo_locations(dataset: Dataset, repo_url: str | None = None, commit: s
             )
         if not rev:
             raise DatasetError(f"{dataset.source}: not a git checkout; pass --dojo-commit for LeanDojo")
-        location = DojoLocation(repo_url=repo, commit=rev, file_path=path, full_name=problem.name)
-        located.append(replace(problem, theorem=replace(problem.theorem, location=location)))
-    return replace(dataset, problems=tuple(located))
+        located[problem.name] = DojoLocation(repo_url=repo, commit=rev, file_path=path, full_name=problem.name)
+    return located
 
 
 def _git_head(directory: Path) -> str | None:

@@ -6,9 +6,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from lean_env.types import Theorem
+from lean_env.types import Hole, InvalidStatement, Problem
 from tests.evaluation.worlds import build_scripts, world
-from tests.stand_ins.scripted import ScriptedEnv, ScriptedGenerator
+from tests.stand_ins.scripted import ScriptedEnv, ScriptedGenerator, ScriptedSession
 
 
 class DyingEnv(ScriptedEnv):
@@ -20,7 +20,7 @@ class DyingEnv(ScriptedEnv):
         self._die_once = set(die_once)
         self._marker_dir = marker_dir
 
-    async def start(self, theorem: Theorem):  # type: ignore[no-untyped-def]
+    async def start(self, theorem: Problem, *, hole: Hole | None = None) -> ScriptedSession | InvalidStatement:
         if theorem.name in self._die_always:
             os._exit(1)
         if theorem.name in self._die_once:

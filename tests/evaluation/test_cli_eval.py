@@ -1,4 +1,4 @@
-"""`prover eval minif2f` plumbing, with `prover.wiring` patched to return scripted stand-ins."""
+"""`prover eval` plumbing, with scripted stand-ins handed to the CLI as its `Backends` (nothing patched)."""
 
 from __future__ import annotations
 
@@ -9,45 +9,57 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from prover import wiring
 from prover.cli.main import cli
 from prover.config import LeanSettings, ModelSettings
 from prover.evaluation.results import read_records
+from prover.wiring import Backends
 from tests.evaluation.worlds import NAMES, world, write_jsonl
+from tests.shared_data import shared_data_file
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_JSONL = REPO_ROOT.parent / "shared" / "data" / "minif2f_lean4.jsonl"
 PROVABLE = NAMES[:6]
 
 
-class Backends:
-    """Replaces `build_env`/`build_generator`, remembering the settings they were given."""
+class Recorder:
+    """Scripted stand-ins given to the CLI as its backends, remembering the settings they were built from."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, names: list[str], provable: list[str]) -> None:
+    current: Recorder | None = None
+
+    def __init__(self, names: list[str], provable: list[str]) -> None:
         self.lean: list[LeanSettings] = []
         self.model: list[ModelSettings] = []
         self.env, self.generator = world(provable, names)
-        monkeypatch.setattr(wiring, "build_env", self._env)
-        monkeypatch.setattr(wiring, "build_generator", self._generator)
+        Recorder.current = self
 
-    def _env(self, lean: LeanSettings) -> Any:
+    def build_env(self, lean: LeanSettings, **kwargs: Any) -> Any:
         self.lean.append(lean)
         return self.env
 
-    def _generator(self, model: ModelSettings) -> Any:
+    def build_generator(self, model: ModelSettings) -> Any:
         self.model.append(model)
         return self.generator
 
+    def backends(self) -> Backends:
+        return Backends(build_env=self.build_env, build_generator=self.build_generator)
 
-def invoke(*args: str) -> Any:
-    return CliRunner().invoke(cli, ["eval", "minif2f", *args], catch_exceptions=False)
+
+def invoke(*args: str, command: str = "minif2f") -> Any:
+    recorder = Recorder.current
+    obj = recorder.backends() if recorder is not None else None
+    return CliRunner().invoke(cli, ["eval", command, *args], catch_exceptions=False, obj=obj)
+
+
+@pytest.fixture(autouse=True)
+def _no_recorder() -> Any:
+    Recorder.current = None
+    yield
+    Recorder.current = None
 
 
 def test_end_to_end_run_writes_records_manifest_and_prints_the_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("PROVER_EVAL__CONCURRENCY", raising=False)
-    backends = Backends(monkeypatch, list(NAMES), list(PROVABLE))
+    backends = Recorder(list(NAMES), list(PROVABLE))
     dataset = write_jsonl(tmp_path / "minif2f.jsonl", NAMES)
     out = tmp_path / "run"
     common = ["--dataset", str(dataset), "--out", str(out), "--model", "llemma-served", "--samples", "4"]
@@ -63,7 +75,7 @@ def test_end_to_end_run_writes_records_manifest_and_prints_the_summary(
     assert manifest["search_budget"]["expansions"] == 5 and manifest["settings"]["eval"]["concurrency"] == 3
     assert manifest["dataset"]["count"] == 10
     # Flags reach the backends through the resolved settings.
-    assert backends.lean[0].workers == 2 and backends.lean[0].repl_command == ["fake-repl", "--x"]
+    assert backends.lean[0].repl.workers == 2 and backends.lean[0].repl.command == ("fake-repl", "--x")
     model = backends.model[0]
     assert (model.backend, model.name, model.base_urls) == ("openai", "llemma-served", ["http://gpu:8000/v1"])
     assert backends.env.counters.starts == 10
@@ -81,7 +93,7 @@ def test_end_to_end_run_writes_records_manifest_and_prints_the_summary(
 
 
 def test_filters_and_partial_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    backends = Backends(monkeypatch, list(NAMES), list(PROVABLE))
+    backends = Recorder(list(NAMES), list(PROVABLE))
     dataset = write_jsonl(tmp_path / "minif2f.jsonl", NAMES)
     out = tmp_path / "run"
     first = invoke("--dataset", str(dataset), "--out", str(out), "--names", "mathd_*", "--no-progress")
@@ -98,7 +110,7 @@ def test_filters_and_partial_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_bad_input_exits_2_with_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    Backends(monkeypatch, list(NAMES), [])
+    Recorder(list(NAMES), [])
     missing = invoke("--dataset", str(tmp_path / "none"), "--out", str(tmp_path / "o"))
     assert missing.exit_code == 2 and "no such file or directory" in missing.output
     bad = tmp_path / "bad.jsonl"
@@ -106,16 +118,15 @@ def test_bad_input_exits_2_with_a_message(tmp_path: Path, monkeypatch: pytest.Mo
     malformed = invoke("--dataset", str(bad), "--out", str(tmp_path / "o"))
     assert malformed.exit_code == 2 and "bad.jsonl:1: field 'header'" in malformed.output
     empty = invoke("--dataset", str(write_jsonl(tmp_path / "d.jsonl", NAMES)), "--names", "zzz*")
-    assert empty.exit_code == 2 and "no theorem" in empty.output
+    assert empty.exit_code == 2 and "no problem" in empty.output
     assert invoke("--force").exit_code == 2
 
 
 def test_a_dead_backend_stops_the_run_with_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.stand_ins.scripted import ScriptedEnv
 
-    backends = Backends(monkeypatch, list(NAMES), [])
-    dead = ScriptedEnv({}, start_error="REPL binary not found")
-    monkeypatch.setattr(wiring, "build_env", lambda lean: dead)
+    backends = Recorder(list(NAMES), [])
+    backends.env = ScriptedEnv({}, start_error="REPL binary not found")
     dataset = write_jsonl(tmp_path / "d.jsonl", NAMES)
     done = invoke(
         "--dataset",
@@ -129,16 +140,17 @@ def test_a_dead_backend_stops_the_run_with_exit_1(tmp_path: Path, monkeypatch: p
         "--no-progress",
     )
     assert done.exit_code == 1
-    assert "3 theorems in a row" in done.output and "--resume --retry-errors" in done.output
+    assert "3 problems in a row" in done.output and "--resume --retry-errors" in done.output
     assert len(read_records(tmp_path / "o" / "results.jsonl")) == 3
     retried = invoke("--dataset", str(dataset), "--out", str(tmp_path / "o"), "--resume", "--retry-errors")
-    assert "retrying 3 theorem(s)" in retried.output
+    assert "retrying 3 problem(s)" in retried.output
     del backends
 
 
 def test_ray_executor_receives_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import prover.distributed
 
+    recorder = Recorder(list(NAMES), [])
     seen: dict[str, Any] = {}
 
     async def fake_run_distributed(problems: Any, **kwargs: Any) -> None:
@@ -166,16 +178,16 @@ def test_ray_executor_receives_the_settings(tmp_path: Path, monkeypatch: pytest.
     options = seen["options"]
     assert (options.address, options.workers, options.concurrency_per_worker) == ("ray://head:10001", 4, 16)
     assert options.generator_mode == "worker", "an OpenAI server is already shared"
-    assert seen["env_factory"].func is wiring.build_env and seen["generator_factory"].args[0].backend == "openai"
+    assert seen["env_factory"].func.__self__ is recorder and seen["generator_factory"].args[0].backend == "openai"
     assert len(seen["problems"]) == len(NAMES)
 
 
-@pytest.mark.skipif(not SHARED_JSONL.exists(), reason=f"{SHARED_JSONL} is absent")
 def test_real_minif2f_statements_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from prover.minif2f.dataset import load_dataset
 
+    SHARED_JSONL = shared_data_file("minif2f_lean4.jsonl")
     names = load_dataset(SHARED_JSONL, splits=["test"]).names
-    Backends(monkeypatch, names, names[::3])
+    Recorder(names, names[::3])
     out = tmp_path / "run"
     done = invoke(
         "--dataset",
@@ -198,3 +210,53 @@ def test_real_minif2f_statements_run_end_to_end(tmp_path: Path, monkeypatch: pyt
     assert len(records) == 244 and {r.split for r in records} == {"test"}
     lean_file = next(r.lean_file for r in records if r.proved)
     assert lean_file is not None and lean_file.startswith("import Mathlib\n")
+
+
+def test_mis_formalised_statements_are_recorded_not_an_abort_and_never_retried(tmp_path: Path) -> None:
+    """The user's scenario: two statements Lean rejects in a row must not stop the run as an infrastructure failure."""
+    recorder = Recorder(list(NAMES), list(PROVABLE))
+    recorder.env._invalid.update({NAMES[0]: "unknown identifier 'foo'", NAMES[1]: "type mismatch"})
+    dataset = write_jsonl(tmp_path / "d.jsonl", NAMES)
+    out = tmp_path / "o"
+    common = ["--dataset", str(dataset), "--out", str(out), "--concurrency", "1", "--no-progress"]
+    done = invoke(*common, "--max-env-errors", "2", "--json")
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.output)
+    assert summary["invalid_statements"] == 2 and summary["env_errors"] == 0
+    assert summary["attempted"] == 10 and summary["proved"] == 4
+    records = {record.name: record for record in read_records(out / "results.jsonl")}
+    assert records[NAMES[0]].status == "invalid_statement"
+    assert "unknown identifier 'foo'" in (records[NAMES[0]].failure_reason or "")
+    starts = recorder.env.counters.starts
+    again = invoke(*common, "--resume", "--retry-errors")
+    assert again.exit_code == 0, again.output
+    assert recorder.env.counters.starts == starts, "an invalid statement is an outcome, never retried"
+
+
+def test_eval_jsonl_runs_a_users_own_problems_and_set_reaches_any_setting(tmp_path: Path) -> None:
+    names = ["my_first_lemma", "my_second_lemma", "another_one"]
+    recorder = Recorder(names, names[:2])
+    dataset = tmp_path / "mine.jsonl"
+    with open(dataset, "w", encoding="utf-8") as handle:
+        for name in names:  # no split, no header: a user's file need not look like miniF2F
+            handle.write(
+                json.dumps({"name": name, "formal_statement": f"theorem {name} (n : ℕ) (h₀ : n = 1) : n + 0 = 1 := by"})
+                + "\n"
+            )
+    done = invoke(
+        str(dataset),
+        "--out",
+        str(tmp_path / "o"),
+        "--no-progress",
+        "--set",
+        "lean.repl.crash_retries=4",
+        "--set",
+        "lean.repl.spread_tactics=false",
+        command="jsonl",
+    )
+    assert done.exit_code == 0, done.output
+    assert "mine" in done.output and "proved 2/3" in done.output
+    lean = recorder.lean[0]
+    assert lean.repl.crash_retries == 4 and lean.repl.spread_tactics is False
+    bad = invoke(str(dataset), "--out", str(tmp_path / "p"), "--set", "nonsense", command="jsonl")
+    assert bad.exit_code == 2 and "--set" in bad.output

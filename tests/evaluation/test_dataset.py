@@ -1,4 +1,5 @@
-"""Loading miniF2F from a checkout or JSONL, filters, categories, and errors that name the line and field."""
+"""Loading problems from a checkout or JSONL (miniF2F Lean and Isabelle, a user's file), filters, categories,
+and errors that name the line and field."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from prover.minif2f.dataset import Category, DatasetError, category_of, load_dataset
+from lean_env.lean_syntax import LEAN
+from lean_env.types import Language, Problem
+from prover.minif2f.dataset import Category, DatasetError, category_of, dojo_locations, load_dataset, load_problems
 from tests.evaluation.worlds import HEADER, NAMES, statement, write_jsonl
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_JSONL = REPO_ROOT.parent / "shared" / "data" / "minif2f_lean4.jsonl"
-needs_shared_data = pytest.mark.skipif(not SHARED_JSONL.exists(), reason=f"{SHARED_JSONL} is absent")
+from tests.shared_data import shared_data_file
 
 
 @pytest.mark.parametrize(
@@ -57,10 +57,12 @@ def test_checkout_layout_gives_header_and_statement_through_by(tmp_path: Path) -
     assert dataset.kind == "checkout"
     assert dataset.names == ["amc12a_2019_p21", "imo_1959_p1", "mathd_algebra_10"]  # valid first, then by name
     problem = dataset.problems[-1]
-    assert problem.theorem.header == HEADER
-    assert problem.theorem.formal_statement == statement("mathd_algebra_10")
-    assert problem.split == "test" and problem.category is Category.MATHD_ALGEBRA
-    assert problem.theorem.file_text("by\n  simp").startswith(HEADER + "theorem mathd_algebra_10 (n : ℕ)")
+    assert isinstance(problem, Problem) and problem.language is Language.LEAN4
+    assert problem.header == HEADER
+    assert problem.formal_statement == statement("mathd_algebra_10")
+    assert problem.split == "test" and problem.category == Category.MATHD_ALGEBRA.value
+    assert problem.upstream == "MiniF2F/Test/mathd_algebra_10.lean"
+    assert LEAN.proof_file(problem, "by\n  simp").startswith(HEADER + "theorem mathd_algebra_10 (n : ℕ)")
     assert load_dataset(root, splits=["test"]).names == ["imo_1959_p1", "mathd_algebra_10"]
     before = dataset.sha256
     (root / "MiniF2F/Test/imo_1959_p1.lean").write_text(HEADER + statement("imo_1959_p1") + " sorry\n")
@@ -129,6 +131,22 @@ def test_filters_by_split_pattern_category_and_count(tmp_path: Path) -> None:
             r"d\.jsonl:2: field 'formal_statement': .*must end with `:= by`",
         ),
         (
+            json.dumps({"name": "x", "split": "test", "header": "", "formal_statement": "-- theorem x : True := by"}),
+            r"d\.jsonl:2: field 'formal_statement': must start with `theorem <name>`",
+        ),
+        (
+            json.dumps(
+                {
+                    "name": "x",
+                    "split": "test",
+                    "header": "",
+                    "formal_statement": "theorem x : True := by",
+                    "language": "coq",
+                }
+            ),
+            r"d\.jsonl:2: field 'language'",
+        ),
+        (
             json.dumps({"name": "a b", "split": "test", "header": "", "formal_statement": "theorem x : True := by"}),
             r"d\.jsonl:2: field 'name'",
         ),
@@ -146,32 +164,101 @@ def test_malformed_jsonl_record_names_line_and_field(tmp_path: Path, line: str, 
         load_dataset(path)
 
 
-@needs_shared_data
 def test_real_minif2f_jsonl_and_an_equivalent_checkout_agree(tmp_path: Path) -> None:
-    dataset = load_dataset(SHARED_JSONL)
+    dataset = load_dataset(shared_data_file("minif2f_lean4.jsonl"))
     assert len(dataset) == 488
     test = dataset.select(splits=["test"])
     assert len(test) == 244
     counts = {category: 0 for category in Category}
     for problem in test.problems:
-        counts[problem.category] += 1
+        counts[Category(problem.category)] += 1
     assert counts[Category.MATHD_ALGEBRA] == 70 and counts[Category.AMC] == 45 and counts[Category.OTHER] == 0
+    assert all(problem.informal_statement for problem in dataset.problems), "informal fields are kept"
     # The upstream files are header + statement + " sorry"; rebuilt that way, the checkout loader agrees.
     root = tmp_path / "checkout"
     for problem in dataset.problems:
         folder = "Test" if problem.split == "test" else "Valid"
         path = root / "MiniF2F" / folder / f"{problem.name}.lean"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(problem.theorem.header + problem.theorem.formal_statement + " sorry", encoding="utf-8")
+        path.write_text(problem.header + problem.formal_statement + " sorry", encoding="utf-8")
     from_checkout = {problem.name: problem for problem in load_dataset(root).problems}
     assert all(
-        from_checkout[p.name].theorem == p.theorem and from_checkout[p.name].split == p.split for p in dataset.problems
+        from_checkout[p.name].statement_hash == p.statement_hash and from_checkout[p.name].split == p.split
+        for p in dataset.problems
     )
 
 
-def test_dojo_locations_from_jsonl_sources_and_from_a_checkout(tmp_path: Path) -> None:
-    from prover.minif2f.dataset import with_dojo_locations
+def test_real_minif2f_isabelle_jsonl_loads_as_488_isabelle_problems() -> None:
+    path = shared_data_file("minif2f_isabelle.jsonl")
+    with pytest.raises(DatasetError, match=r"minif2f_isabelle\.jsonl:1: field 'formal_statement'.*language=isabelle"):
+        load_dataset(path)
+    dataset = load_dataset(path, language="isabelle")
+    assert len(dataset) == 488 and len(dataset.select(splits=["test"])) == 244
+    assert {problem.language for problem in dataset.problems} == {Language.ISABELLE}
+    first = dataset.problems[0]
+    assert first.header.startswith("theory ") and first.formal_statement.startswith(f"theorem {first.name}")
+    assert first.informal_statement and first.informal_proof
+    assert first.upstream.startswith("facebookresearch/miniF2F@")
+    lean = load_dataset(shared_data_file("minif2f_lean4.jsonl"))
+    # The same problems in the same order; upstream spells one name with another case in each language.
+    assert [name.lower() for name in dataset.names] == [name.lower() for name in lean.names]
+    assert [p.category for p in dataset.problems] == [p.category for p in lean.problems]
+    assert not {p.statement_hash for p in dataset.problems} & {p.statement_hash for p in lean.problems}
 
+
+def test_a_record_s_language_field_decides_and_a_conflict_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    isabelle = {
+        "name": "t",
+        "split": "valid",
+        "header": "theory t imports Main begin\n",
+        "formal_statement": 'theorem t: "True"',
+        "language": "isabelle",
+    }
+    path.write_text(json.dumps(isabelle) + "\n", encoding="utf-8")
+    assert load_dataset(path).problems[0].language is Language.ISABELLE
+    with pytest.raises(
+        DatasetError, match=r"mixed\.jsonl:1: field 'language': 'isabelle', but the file was read as lean4"
+    ):
+        load_dataset(path, language="lean4")
+    with pytest.raises(DatasetError, match="unknown language 'coq'"):
+        load_dataset(path, language="coq")
+
+
+def test_a_user_s_jsonl_needs_only_name_and_statement(tmp_path: Path) -> None:
+    path = tmp_path / "mine.jsonl"
+    records = [
+        {"name": "my_lemma", "formal_statement": "theorem my_lemma : 1 + 1 = 2 := by"},
+        {
+            "name": "amc_like",
+            "formal_statement": "theorem amc_like : True := by",
+            "header": HEADER,
+            "split": "train",
+            "category": "warmup",
+            "informal_statement": "Show that $1 + 1 = 2$.",
+            "informal_proof": "Compute.",
+        },
+    ]
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    dataset = load_problems(path)
+    assert dataset.names == ["my_lemma", "amc_like"], "file order, no split reordering"
+    mine, other = dataset.problems
+    assert (mine.header, mine.split, mine.category, mine.language) == ("", "", "other", Language.LEAN4)
+    assert (other.split, other.category) == ("train", "warmup")
+    assert (other.informal_statement, other.informal_proof) == ("Show that $1 + 1 = 2$.", "Compute.")
+    assert load_problems(path, splits=["train"]).names == ["amc_like"]
+    assert load_problems(path, categories=["warmup"]).names == ["amc_like"]
+    with pytest.raises(DatasetError, match="unknown split 'test2'"):
+        load_problems(path, splits=["test2"])
+    with pytest.raises(DatasetError, match=r"mine\.jsonl:1: field 'split': Field required"):
+        load_dataset(path)
+    records[0].update(split="train", header="")
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"mine\.jsonl:1: field 'split': must be 'valid' or 'test', got 'train'"):
+        load_dataset(path)
+
+
+def test_dojo_locations_from_jsonl_sources_and_from_a_checkout(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     record = {
         "name": "mathd_algebra_10",
@@ -181,24 +268,26 @@ def test_dojo_locations_from_jsonl_sources_and_from_a_checkout(tmp_path: Path) -
         "source": "yangky11/miniF2F-lean4@5746b7d:MiniF2F/Test/mathd_algebra_10.lean",
     }
     path.write_text(json.dumps(record) + "\n", encoding="utf-8")
-    location = with_dojo_locations(load_dataset(path)).problems[0].theorem.location
-    assert location is not None
+    location = dojo_locations(load_dataset(path))["mathd_algebra_10"]
     assert (location.repo_url, location.commit, location.file_path, location.full_name) == (
         "https://github.com/yangky11/miniF2F-lean4",
         "5746b7d",
         "MiniF2F/Test/mathd_algebra_10.lean",
         "mathd_algebra_10",
     )
-    pinned = with_dojo_locations(load_dataset(path), commit="5746b7d6c47855ce1294bed87329618ff7f1bc31")
-    assert pinned.problems[0].theorem.location.commit.startswith("5746b7d6c4")  # type: ignore[union-attr]
+    pinned = dojo_locations(load_dataset(path), commit="5746b7d6c47855ce1294bed87329618ff7f1bc31")
+    assert pinned["mathd_algebra_10"].commit.startswith("5746b7d6c4")
     with pytest.raises(DatasetError, match="owner/repo@commit:path"):
-        with_dojo_locations(load_dataset(write_jsonl(tmp_path / "plain.jsonl", NAMES[:1])))
+        dojo_locations(load_dataset(write_jsonl(tmp_path / "plain.jsonl", NAMES[:1])))
 
     root = write_checkout(
         tmp_path / "checkout", {"MiniF2F/Test/imo_1959_p1.lean": HEADER + statement("imo_1959_p1") + " sorry"}
     )
     with pytest.raises(DatasetError, match="not a git checkout"):
-        with_dojo_locations(load_dataset(root))
-    located = with_dojo_locations(load_dataset(root), commit="abc1234").problems[0].theorem.location
-    assert located is not None
-    assert (located.repo_url, located.file_path) == (str(root), "MiniF2F/Test/imo_1959_p1.lean")
+        dojo_locations(load_dataset(root))
+    located = dojo_locations(load_dataset(root), commit="abc1234")
+    assert list(located) == ["imo_1959_p1"]
+    assert (located["imo_1959_p1"].repo_url, located["imo_1959_p1"].file_path) == (
+        str(root),
+        "MiniF2F/Test/imo_1959_p1.lean",
+    )

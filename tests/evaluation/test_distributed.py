@@ -7,6 +7,7 @@ import functools
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,15 +102,24 @@ async def test_two_workers_share_a_node_generator_and_stream_into_one_file(local
     assert proved.lean_file is not None and proved.lean_file.endswith("  simp\n  linarith\n")
 
 
-async def test_a_lost_worker_s_theorems_are_retried_elsewhere(local_ray: None, tmp_path: Path) -> None:
+async def test_only_the_problem_that_kills_its_worker_is_charged(local_ray: None, tmp_path: Path) -> None:
+    """A killer alongside innocents: the innocents are re-run alone, never charged, and recorded as usual."""
     from prover.distributed import run_distributed
+    from prover.evaluation.events import ProblemFinished, ProblemStarted, WorkerLost
 
     results = tmp_path / "results.jsonl"
-    dies_once, dies_always = NAMES[1], NAMES[8]
+    killer, dies_once = NAMES[1], NAMES[7]
     env_factory = functools.partial(
-        ray_support.make_env, NAMES, PROVABLE, str(tmp_path), die_always=[dies_always], die_once=[dies_once]
+        ray_support.make_env,
+        NAMES,
+        PROVABLE,
+        str(tmp_path),
+        die_always=[killer],
+        die_once=[dies_once],
+        tactic_latency=0.3,  # the killer's companions are still searching when it kills the worker
     )
     generator_factory = functools.partial(ray_support.make_generator, NAMES, PROVABLE)
+    events: list[object] = []
     with ResultsWriter(results) as writer:
         outcome = await asyncio.wait_for(
             run_distributed(
@@ -117,18 +127,29 @@ async def test_a_lost_worker_s_theorems_are_retried_elsewhere(local_ray: None, t
                 env_factory=env_factory,
                 generator_factory=generator_factory,
                 search=CONFIG,
-                options=options(generator_mode="worker", max_attempts=2, max_worker_restarts=4),
+                options=options(generator_mode="worker", max_attempts=2, max_worker_restarts=6),
                 writer=writer,
+                events=events.append,
             ),
             DEADLINE_S,
         )
     records = {record.name: record for record in read_records(results)}
-    assert Counter(record.name for record in outcome.records) == Counter(NAMES), "each theorem recorded once"
+    assert Counter(record.name for record in outcome.records) == Counter(NAMES), "each problem recorded once"
     assert len(read_records(results)) == len(NAMES)
-    assert records[dies_once].proved and records[dies_once].attempts >= 2
-    assert records[dies_always].status == "env_error"
-    assert "Ray worker lost 2 times" in (records[dies_always].failure_reason or "")
-    assert {name for name, record in records.items() if record.proved} == set(PROVABLE)
+    assert records[killer].status == "env_error" and records[killer].attempts == 2
+    assert "Ray worker lost 2 times while running it alone" in (records[killer].failure_reason or "")
+    for name, record in records.items():
+        if name == killer:
+            continue
+        assert record.attempts == 1, f"{name} was charged for a worker it did not kill"
+        assert record.status == ("proved" if name in PROVABLE else "failed"), (name, record.failure_reason)
+    assert (tmp_path / f"died-{dies_once}").exists(), "the one-time killer did kill a worker"
+    losses = [event for event in events if isinstance(event, WorkerLost)]
+    assert [loss.charged for loss in losses if loss.charged is not None] == [killer, killer]
+    assert any(killer in loss.in_flight and len(loss.in_flight) > 1 for loss in losses), "innocents were beside it"
+    starts = [event.attempt for event in events if isinstance(event, ProblemStarted) and event.name == killer]
+    assert starts == [1, 2]
+    assert sum(isinstance(event, ProblemFinished) for event in events) == len(NAMES)
 
 
 async def test_nothing_left_to_do_needs_no_cluster(tmp_path: Path) -> None:
@@ -143,3 +164,32 @@ async def test_nothing_left_to_do_needs_no_cluster(tmp_path: Path) -> None:
         skip=set(NAMES[:3]),
     )
     assert outcome.records == () and set(outcome.skipped) == set(NAMES[:3])
+
+
+async def test_a_suspect_waits_for_an_empty_worker_while_ordinary_work_drains_off_it() -> None:
+    """Placement: a suspect waits for an empty worker, reserving one so that ordinary work drains off it."""
+    from prover.distributed import RayOptions, _Worker, _WorkerPool
+
+    class FakeRay:
+        class exceptions:  # mirrors ray.exceptions
+            RayActorError = RuntimeError
+            RayTaskError = ValueError
+
+    never: Any = None  # the pool never starts a worker here: placement only
+    pool = _WorkerPool(FakeRay(), never, never, CONFIG, RayOptions(workers=2, concurrency_per_worker=2), None)
+    busy, idle = _Worker(0, object(), "a"), _Worker(1, object(), "b")
+    pool.workers = {0: busy, 1: idle}
+    busy.in_flight.update({"x", "y"})
+    idle.in_flight.add("z")
+    suspect = asyncio.create_task(pool._acquire("s", alone=True))
+    await asyncio.sleep(0)
+    assert not suspect.done() and idle.draining, "the emptier worker is reserved for the suspect"
+    ordinary = asyncio.create_task(pool._acquire("o", alone=False))
+    await asyncio.sleep(0)
+    assert not ordinary.done(), "no ordinary work lands on a reserved worker or a full one"
+    await pool._release(idle, "z")
+    assert await suspect is idle and idle.alone and idle.in_flight == {"s"}
+    await pool._release(busy, "x")
+    assert await ordinary is busy
+    await pool._release(idle, "s")
+    assert not idle.alone and not idle.draining

@@ -153,3 +153,31 @@ def test_retry_errors_removes_env_error_records_before_resuming(tmp_path: Path) 
     prepared = prepare_run(out_dir, settings, dataset, resume=True, retry_errors=True)
     assert prepared.retried == (NAMES[1],)
     assert prepared.skip == {NAMES[0]}
+
+
+def test_retry_errors_never_removes_an_invalid_statement(tmp_path: Path) -> None:
+    dataset = load_dataset(write_jsonl(tmp_path / "d.jsonl", NAMES[:3]))
+    out_dir = tmp_path / "run"
+    settings = load_settings(environ={})
+    prepare_run(out_dir, settings, dataset)
+    with ResultsWriter(out_dir / "results.jsonl") as writer:
+        writer.write({"name": NAMES[0], "status": "invalid_statement", "proved": False, "failure_reason": "bad"})
+        writer.write({"name": NAMES[1], "status": "env_error", "proved": False, "failure_reason": "REPL died"})
+    prepared = prepare_run(out_dir, settings, dataset, resume=True, retry_errors=True)
+    assert prepared.retried == (NAMES[1],)
+    assert prepared.skip == {NAMES[0]}
+
+
+def test_a_record_of_a_changed_statement_is_run_again(tmp_path: Path) -> None:
+    dataset = load_dataset(write_jsonl(tmp_path / "d.jsonl", NAMES[:3]))
+    out_dir = tmp_path / "run"
+    settings = load_settings(environ={})
+    prepare_run(out_dir, settings, dataset)
+    current = {problem.name: problem.statement_hash for problem in dataset.problems}
+    with ResultsWriter(out_dir / "results.jsonl") as writer:
+        for name, digest in [(NAMES[0], current[NAMES[0]]), (NAMES[1], "0" * 64), (NAMES[2], "")]:
+            writer.write({"name": name, "status": "failed", "proved": False, "statement_hash": digest})
+    prepared = prepare_run(out_dir, settings, dataset, resume=True, force=True)
+    assert prepared.changed == (NAMES[1],)
+    assert prepared.skip == {NAMES[0], NAMES[2]}, "a record without a hash predates hashes and is kept"
+    assert any("different statement" in warning for warning in prepared.warnings)

@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from lean_env.types import ProofClosed, TacticError, TacticErrorKind, Theorem
-from prover.minif2f.dataset import Problem, category_of
+from lean_env.types import Problem, ProofClosed, TacticError, TacticErrorKind
+from prover.minif2f.dataset import category_of
 from tests.stand_ins.scripted import Crash, Script, ScriptedEnv, ScriptedGenerator, Slow
 
 HEADER = "import Mathlib\n\nset_option maxHeartbeats 0\n\nopen BigOperators Real Nat Topology Rat\n\n"
@@ -30,12 +30,14 @@ def statement(name: str) -> str:
     return f"theorem {name} (n : ℕ) (h₀ : n = 1) : n + 0 = 1 := by"
 
 
-def theorem(name: str) -> Theorem:
-    return Theorem(name=name, header=HEADER, formal_statement=statement(name))
+def problem(name: str, split: str = "") -> Problem:
+    return Problem(
+        name=name, header=HEADER, formal_statement=statement(name), split=split, category=category_of(name).value
+    )
 
 
 def problems(names: Iterable[str], split: str = "test") -> list[Problem]:
-    return [Problem(theorem(name), split, category_of(name)) for name in names]
+    return [problem(name, split) for name in names]
 
 
 def script_for(name: str, provable: bool, crash: bool = False, tactic_latency: float = 0.0) -> tuple[str, Script]:
