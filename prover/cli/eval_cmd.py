@@ -1,7 +1,11 @@
-"""`prover eval minif2f`: prove a benchmark in batch, many searches at once, resumable, with a summary.
+"""`prover eval`: prove a set of problems in batch, many searches at once, resumable, with a summary.
 
-Results stream into `<out>/results.jsonl` (one line per theorem, durable as each finishes) next to
-`<out>/manifest.json`. `--resume` skips every theorem already recorded, by name.
+`prover eval minif2f` reads miniF2F (an upstream checkout or its JSONL); `prover eval jsonl` reads a
+user's own JSONL of problems. Both run the same pipeline: resolve the settings, select the problems,
+open the run directory (`prepare_run`), run the searches locally or on Ray, print the summary.
+
+Results stream into `<out>/results.jsonl` (one line per problem, durable as each finishes) next to
+`<out>/manifest.json`. `--resume` skips every problem already recorded with the same statement.
 """
 
 from __future__ import annotations
@@ -11,39 +15,139 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
-from prover.cli.main import UserFacingError
-from prover.cli.options import backend_overrides
+from prover.cli.main import UserFacingError, current_backends
+from prover.cli.options import (
+    lean_options,
+    model_options,
+    search_options,
+    settings_options,
+    settings_overrides,
+    stack_options,
+)
 
 DEFAULT_MAX_ENV_ERRORS = 20
 
+selection_options = stack_options(
+    click.option("--names", "pattern", help="Only names matching these globs, comma-separated (e.g. 'mathd_*,amc*')."),
+    click.option(
+        "--category",
+        "categories",
+        multiple=True,
+        help="Only this category (repeatable): mathd_algebra, mathd_numbertheory, amc, aime, imo, induction, "
+        "algebra, numbertheory, other.",
+    ),
+    click.option("--limit", type=click.IntRange(min=1), help="Only the first N selected problems."),
+    click.option(
+        "--language",
+        type=click.Choice(["lean4", "isabelle"]),
+        default=None,
+        help="Language of records without a `language` field (default lean4).",
+    ),
+)
+dojo_options = stack_options(
+    click.option(
+        "--dojo-repo",
+        help="--env dojo: the traced repository (default: the checkout, or the repository named in the JSONL's "
+        "source).",
+    ),
+    click.option("--dojo-commit", help="--env dojo: its commit (default: the checkout's HEAD, or the JSONL's source)."),
+)
+run_options = stack_options(
+    click.option(
+        "--concurrency", type=click.IntRange(min=1), help="Searches in flight at once (per Ray worker); default 32."
+    ),
+    click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/latest)."),
+    click.option("--resume", is_flag=True, help="Continue the run in --out, skipping problems already recorded."),
+    click.option("--force", is_flag=True, help="With --resume: accept a different search budget or model."),
+    click.option("--retry-errors", is_flag=True, help="With --resume: attempt again problems that ended in env_error."),
+    click.option(
+        "--max-env-errors",
+        type=click.IntRange(min=0),
+        default=DEFAULT_MAX_ENV_ERRORS,
+        show_default=True,
+        help="Stop after this many infrastructure errors in a row (0: never stop).",
+    ),
+    click.option("--no-progress", is_flag=True, help="No live progress bar."),
+    click.option("--json", "as_json", is_flag=True, help="Print the closing summary as one JSON object."),
+)
+executor_options = stack_options(
+    click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Where searches run."),
+    click.option("--address", help="--executor ray: the cluster address (e.g. auto or ray://host:10001)."),
+    click.option(
+        "--ray-workers", type=click.IntRange(min=1), help="--executor ray: workers, each with its own Lean pool."
+    ),
+    click.option(
+        "--ray-generator",
+        type=click.Choice(["auto", "node", "worker"]),
+        default="auto",
+        show_default=True,
+        help="--executor ray: one model per node shared by its workers, or one per worker "
+        "(auto: per worker for --backend openai, whose server is already shared).",
+    ),
+)
 
-def _default_dataset() -> Path:
-    from prover.lean_setup import MINIF2F_CHECKOUT
 
-    return Path(MINIF2F_CHECKOUT)
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which problems a run covers: the data file or checkout and the filters applied to it."""
+
+    path: Path
+    splits: list[str] | None
+    pattern: str | None
+    categories: list[str] | None
+    limit: int | None
+    language: str | None
+
+    def filters(self) -> dict[str, Any]:
+        """The filters as recorded in the manifest (and compared on resume)."""
+        return {"splits": self.splits, "pattern": self.pattern, "categories": self.categories, "limit": self.limit}
 
 
-def _settings_overrides(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        **backend_overrides(options),
-        "eval": {
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """The selected problems, and where each lives for LeanDojo (empty for the REPL)."""
+
+    dataset: Any
+    locations: dict[str, Any] = field(default_factory=dict)
+
+
+def _settings_overrides(options: dict[str, Any]) -> dict[str, Any]:
+    return settings_overrides(
+        options,
+        eval={
             "concurrency": options["concurrency"],
             "out_dir": options["out"],
             "executor": options["executor"],
             "ray_address": options["address"],
             "ray_workers": options["ray_workers"],
         },
-    }
+    )
 
 
 @click.group(name="eval")
 def eval_group() -> None:
     """Evaluate on a benchmark in batch."""
+
+
+def _common_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    stacked = stack_options(
+        selection_options,
+        lean_options,
+        dojo_options,
+        model_options,
+        search_options,
+        run_options,
+        executor_options,
+        settings_options,
+    )
+    return stacked(function)
 
 
 @eval_group.command(name="minif2f")
@@ -55,108 +159,113 @@ def eval_group() -> None:
     type=click.Path(path_type=Path),
     help="A miniF2F-lean4 checkout or a JSONL file (default: the checkout `prover setup` fetched).",
 )
-@click.option("--names", "pattern", help="Only names matching these globs, comma-separated (e.g. 'mathd_*,amc*').")
-@click.option(
-    "--category",
-    "categories",
-    multiple=True,
-    help="Only this category (repeatable): mathd_algebra, mathd_numbertheory, amc, aime, imo, induction, "
-    "algebra, numbertheory, other.",
-)
-@click.option("--limit", type=click.IntRange(min=1), help="Only the first N selected theorems.")
-@click.option("--env", type=click.Choice(["repl", "dojo"]), default=None, help="Lean backend (default repl).")
-@click.option("--project-dir", type=click.Path(path_type=Path), help="Lake project to check in (default miniF2F/).")
-@click.option(
-    "--dojo-repo",
-    help="--env dojo: the traced repository (default: the checkout, or the repository named in the JSONL's source).",
-)
-@click.option("--dojo-commit", help="--env dojo: its commit (default: the checkout's HEAD, or the JSONL's source).")
-@click.option("--repl-command", help="Command that starts one REPL process (overrides the built REPL).")
-@click.option("--workers", type=click.IntRange(min=1), help="Lean REPL processes (default cores - 1).")
-@click.option("--backend", type=click.Choice(["hf", "vllm", "openai"]), default=None, help="Model backend.")
-@click.option("--model", help="Model name or local path (default EleutherAI/llemma_7b).")
-@click.option("--base-url", multiple=True, help="--backend openai: server base URL (repeat to rotate).")
-@click.option("--prompt-format", help="llemma, reprover, or a template file.")
-@click.option("--temperature", type=float, help="0 = beam search; > 0 = sampling.")
-@click.option(
-    "--concurrency", type=click.IntRange(min=1), help="Searches in flight at once (per Ray worker); default 32."
-)
-@click.option("--expansions", type=click.IntRange(min=1), help="Expansion budget per theorem (default 100).")
-@click.option("--samples", type=click.IntRange(min=1), help="Candidates per expansion (default 32).")
-@click.option("--timeout", type=float, help="Wall-clock budget per theorem in seconds (default 600).")
-@click.option("--tactic-timeout", type=float, help="Timeout of one tactic in seconds (default 5).")
-@click.option("--priority", type=click.Choice(["llemma", "reprover"]), help="Node priority scheme.")
-@click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/latest).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out, skipping theorems already recorded.")
-@click.option("--force", is_flag=True, help="With --resume: accept a different search budget or model.")
-@click.option("--retry-errors", is_flag=True, help="With --resume: attempt again theorems that ended in env_error.")
-@click.option(
-    "--max-env-errors",
-    type=click.IntRange(min=0),
-    default=DEFAULT_MAX_ENV_ERRORS,
-    show_default=True,
-    help="Stop after this many infrastructure errors in a row (0: never stop).",
-)
-@click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Where searches run.")
-@click.option("--address", help="--executor ray: the cluster address (e.g. auto or ray://host:10001).")
-@click.option("--ray-workers", type=click.IntRange(min=1), help="--executor ray: workers, each with its own Lean pool.")
-@click.option(
-    "--ray-generator",
-    type=click.Choice(["auto", "node", "worker"]),
-    default="auto",
-    show_default=True,
-    help="--executor ray: one model per node shared by its workers, or one per worker "
-    "(auto: per worker for --backend openai, whose server is already shared).",
-)
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file.")
-@click.option("--no-progress", is_flag=True, help="No live progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the closing summary as one JSON object.")
+@_common_options
 def minif2f(**options: Any) -> None:
     """Prove miniF2F in batch and print the pass rate overall, per split and per category.
 
-    Exits 0 when every selected theorem has a record, 1 when the run stopped early (too many
+    Exits 0 when every selected problem has a record, 1 when the run stopped early (too many
     infrastructure errors), 2 for bad input, settings or a missing dependency.
     """
+    from prover.minif2f.dataset import load_dataset
+
+    settings = _resolve_settings(options)
+    default = _default_dataset(settings.lean.data_dir)
+    splits = ["valid", "test"] if options["split"] == "all" else [options["split"]]
+    selection = _selection(options, options["dataset"] or default, splits)
+    _evaluate(options, settings, selection, load_dataset, title="miniF2F")
+
+
+@eval_group.command(name="jsonl")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--split", "splits", multiple=True, help="Only problems of this split (repeatable; default all).")
+@_common_options
+def jsonl(**options: Any) -> None:
+    """Prove the problems of a JSONL file (one `{"name", "formal_statement", "header"?, ...}` a line).
+
+    Same run directory, resume, progress, summary and exit codes as `prover eval minif2f`.
+    """
+    from prover.minif2f.dataset import load_problems
+
+    settings = _resolve_settings(options)
+    selection = _selection(options, options["dataset"], list(options["splits"]) or None)
+    _evaluate(options, settings, selection, load_problems, title=Path(options["dataset"]).stem)
+
+
+def _resolve_settings(options: dict[str, Any]) -> Any:
     from prover.config import load_settings
-    from prover.evaluation.manifest import ResumeMismatch
-    from prover.evaluation.session import RunDirectoryError, prepare_run
-    from prover.minif2f.dataset import DatasetError, load_dataset, with_dojo_locations
 
     if (options["force"] or options["retry_errors"]) and not options["resume"]:
         raise UserFacingError("--force and --retry-errors only apply with --resume")
-    settings = load_settings(options["config_file"], os.environ, _settings_overrides(options))
-    dataset_path: Path = options["dataset"] or _default_dataset()
-    splits = ["valid", "test"] if options["split"] == "all" else [options["split"]]
-    selection = {
-        "splits": splits,
-        "pattern": options["pattern"],
-        "categories": list(options["categories"]) or None,
-        "limit": options["limit"],
-    }
+    return load_settings(options["config_file"], os.environ, _settings_overrides(options))
+
+
+def _default_dataset(data_dir: Path | None) -> Path:
+    from prover.lean_setup import minif2f_checkout
+
+    assert data_dir is not None, "load_settings fills in lean.data_dir"
+    return minif2f_checkout(data_dir)
+
+
+def _selection(options: dict[str, Any], path: Path, splits: list[str] | None) -> Selection:
+    return Selection(
+        path=Path(path),
+        splits=splits,
+        pattern=options["pattern"],
+        categories=list(options["categories"]) or None,
+        limit=options["limit"],
+        language=options["language"],
+    )
+
+
+def _evaluate(
+    options: dict[str, Any], settings: Any, selection: Selection, loader: Callable[..., Any], *, title: str
+) -> None:
+    """Select, open the run directory, run what is left, print the summary; exits 1 on an abort."""
+    loaded = _load(selection, settings, options, loader)
+    prepared = _prepare(options, settings, selection, loaded.dataset)
+    remaining = [problem for problem in loaded.dataset.problems if problem.name not in prepared.skip]
+    aborted = _execute(options, settings, loaded, prepared, title) if remaining else None
+    _print_summary(prepared, loaded.dataset, options["as_json"], title)
+    if aborted is not None:
+        click.echo(f"error: {aborted}\nfix the backend, then rerun with --resume --retry-errors", err=True)
+        raise SystemExit(1)
+
+
+def _load(selection: Selection, settings: Any, options: dict[str, Any], loader: Callable[..., Any]) -> Loaded:
+    from prover.minif2f.dataset import DatasetError, dojo_locations
+
     try:
-        dataset = load_dataset(
-            dataset_path,
-            splits=splits,
-            pattern=options["pattern"],
-            categories=options["categories"] or None,
-            limit=options["limit"],
+        dataset = loader(
+            selection.path,
+            splits=selection.splits,
+            pattern=selection.pattern,
+            categories=selection.categories,
+            limit=selection.limit,
+            language=selection.language,
         )
+        locations = {}
         if settings.lean.backend == "dojo":
-            dataset = with_dojo_locations(dataset, options["dojo_repo"], options["dojo_commit"])
+            locations = dojo_locations(dataset, options["dojo_repo"], options["dojo_commit"])
     except DatasetError as error:
         raise UserFacingError(str(error)) from error
     if not len(dataset):
-        raise UserFacingError(f"no theorem of {dataset_path} matches the selection {selection}")
-    out_dir = settings.eval.out_dir
+        raise UserFacingError(f"no problem of {selection.path} matches the selection {selection.filters()}")
+    return Loaded(dataset, locations)
+
+
+def _prepare(options: dict[str, Any], settings: Any, selection: Selection, dataset: Any) -> Any:
+    from prover.evaluation.manifest import ResumeMismatch
+    from prover.evaluation.session import RunDirectoryError, prepare_run
+
     try:
         prepared = prepare_run(
-            out_dir,
+            settings.eval.out_dir,
             settings,
             dataset,
             resume=options["resume"],
             force=options["force"],
             retry_errors=options["retry_errors"],
-            selection=selection,
+            selection=selection.filters(),
             command=sys.argv,
         )
     except (RunDirectoryError, ResumeMismatch) as error:
@@ -164,37 +273,28 @@ def minif2f(**options: Any) -> None:
     for warning in prepared.warnings:
         click.echo(f"warning: {warning}", err=True)
     if prepared.retried:
-        click.echo(f"retrying {len(prepared.retried)} theorem(s) that ended in env_error", err=True)
-    remaining = [problem for problem in dataset.problems if problem.name not in prepared.skip]
-    aborted: str | None = None
-    if remaining:
-        aborted = _execute(options, settings, dataset, prepared)
-    _print_summary(prepared, dataset, options["as_json"])
-    if aborted is not None:
-        click.echo(f"error: {aborted}\nfix the backend, then rerun with --resume --retry-errors", err=True)
-        raise SystemExit(1)
+        click.echo(f"retrying {len(prepared.retried)} problem(s) that ended in env_error", err=True)
+    return prepared
 
 
-def _execute(options: dict[str, Any], settings: Any, dataset: Any, prepared: Any) -> str | None:
+def _execute(options: dict[str, Any], settings: Any, loaded: Loaded, prepared: Any, title: str) -> str | None:
     """Run the searches; returns the abort message when the run stopped early."""
     from prover.evaluation.results import ResultsWriter
     from prover.evaluation.runner import EvalAborted
 
     max_errors = options["max_env_errors"] or None
-    progress = _ProgressObserver(
-        title=f"miniF2F {options['split']}", enabled=not options["no_progress"], already_done=len(prepared.skip)
+    run = _run_ray if settings.eval.executor == "ray" else _run_local
+    progress = ProgressDisplay(
+        title=f"{title} {options.get('split') or ''}".strip(), enabled=not options["no_progress"]
     )
     try:
         with ResultsWriter(prepared.results_path) as writer, progress:
-            if settings.eval.executor == "ray":
-                asyncio.run(_run_ray(options, settings, dataset, prepared, writer, progress, max_errors))
-            else:
-                asyncio.run(_run_local(settings, dataset, prepared, writer, progress, max_errors))
+            asyncio.run(run(options, settings, loaded, prepared, writer, progress, max_errors))
     except EvalAborted as error:
         return str(error)
     except KeyboardInterrupt:
         click.echo(
-            f"\ninterrupted; finished theorems are saved in {prepared.results_path}. "
+            f"\ninterrupted; finished problems are saved in {prepared.results_path}. "
             "Run the same command with --resume to continue.",
             err=True,
         )
@@ -202,25 +302,38 @@ def _execute(options: dict[str, Any], settings: Any, dataset: Any, prepared: Any
     return None
 
 
+def _env_builder(settings: Any, loaded: Loaded) -> Callable[[], Any]:
+    """Builds the run's Lean backend (picklable, for Ray workers): the settings' backend, with locations."""
+    backends = current_backends()
+    if loaded.locations:
+        return functools.partial(backends.build_env, settings.lean, dojo_locations=loaded.locations)
+    return functools.partial(backends.build_env, settings.lean)
+
+
 async def _run_local(
-    settings: Any, dataset: Any, prepared: Any, writer: Any, observer: Any, max_errors: int | None
+    options: dict[str, Any],
+    settings: Any,
+    loaded: Loaded,
+    prepared: Any,
+    writer: Any,
+    events: Any,
+    max_errors: int | None,
 ) -> None:
-    from prover import wiring
     from prover.evaluation.runner import run_evaluation
 
-    env = wiring.build_env(settings.lean)  # Lean first: the cheaper thing to find missing
+    env = _env_builder(settings, loaded)()  # Lean first: the cheaper thing to find missing
     try:
-        generator = wiring.build_generator(settings.model)
+        generator = current_backends().build_generator(settings.model)
         try:
             await run_evaluation(
-                dataset.problems,
+                loaded.dataset.problems,
                 env,
                 generator,
                 settings.search,
                 concurrency=settings.eval.concurrency,
                 writer=writer,
                 skip=prepared.skip,
-                observer=observer,
+                events=events,
                 max_consecutive_env_errors=max_errors,
             )
         finally:
@@ -232,13 +345,12 @@ async def _run_local(
 async def _run_ray(
     options: dict[str, Any],
     settings: Any,
-    dataset: Any,
+    loaded: Loaded,
     prepared: Any,
     writer: Any,
-    observer: Any,
+    events: Any,
     max_errors: int | None,
 ) -> None:
-    from prover import wiring
     from prover.distributed import RayOptions, run_distributed
 
     mode = options["ray_generator"]
@@ -252,19 +364,19 @@ async def _run_ray(
         generator_num_gpus=0.0 if settings.model.device == "cpu" or settings.model.backend == "openai" else 1.0,
     )
     await run_distributed(
-        dataset.problems,
-        env_factory=functools.partial(wiring.build_env, settings.lean),
-        generator_factory=functools.partial(wiring.build_generator, settings.model),
+        loaded.dataset.problems,
+        env_factory=_env_builder(settings, loaded),
+        generator_factory=functools.partial(current_backends().build_generator, settings.model),
         search=settings.search.to_config(),
         options=ray_options,
         writer=writer,
         skip=prepared.skip,
-        observer=observer,
+        events=events,
         max_consecutive_env_errors=max_errors,
     )
 
 
-def _print_summary(prepared: Any, dataset: Any, as_json: bool) -> None:
+def _print_summary(prepared: Any, dataset: Any, as_json: bool, title: str) -> None:
     from prover.evaluation.results import read_records
     from prover.evaluation.summary import format_summary, summarize
 
@@ -280,6 +392,8 @@ def _print_summary(prepared: Any, dataset: Any, as_json: bool) -> None:
             "by_split": {name: [t.proved, t.attempted] for name, t in summary.by_split.items()},
             "by_category": {c.value: [t.proved, t.attempted] for c, t in summary.by_category.items()},
             "by_status": summary.by_status,
+            "invalid_statements": summary.invalid_statements,
+            "env_errors": summary.env_errors,
             "results": str(prepared.results_path),
             "manifest": str(prepared.out_dir / "manifest.json"),
         }
@@ -288,23 +402,27 @@ def _print_summary(prepared: Any, dataset: Any, as_json: bool) -> None:
     from prover.minif2f.dataset import SPLITS
 
     present = {problem.split for problem in dataset.problems}
-    click.echo(format_summary(summary, title="miniF2F " + "+".join(s for s in SPLITS if s in present)))
+    splits = "+".join(split for split in SPLITS if split in present)
+    click.echo(format_summary(summary, title=f"{title} {splits}".strip()))
     click.echo(f"results: {prepared.results_path}   manifest: {prepared.out_dir / 'manifest.json'}")
 
 
-class _ProgressObserver:
-    """A rich progress bar fed by the runner's callbacks: attempted, proved, rate and ETA."""
+class ProgressDisplay:
+    """A rich progress bar on standard error, fed by the evaluation's event stream.
 
-    def __init__(self, title: str, enabled: bool, already_done: int) -> None:
+    It is an event listener: `EvaluationStarted` sets the total (recorded problems count as done),
+    each `ProblemFinished` advances the bar and the proved count; every other event is ignored.
+    """
+
+    def __init__(self, title: str, enabled: bool) -> None:
         self._title = title
         self._enabled = enabled
-        self._already_done = already_done
         self._proved = 0
         self._done = 0
         self._progress: Any = None
         self._task: Any = None
 
-    def __enter__(self) -> _ProgressObserver:
+    def __enter__(self) -> ProgressDisplay:
         if not self._enabled:
             return self
         from rich.console import Console
@@ -336,24 +454,24 @@ class _ProgressObserver:
         if self._progress is not None:
             self._progress.__exit__(None, None, None)
 
-    def on_start(self, total: int, skipped: int) -> None:
+    def __call__(self, event: object) -> None:
+        from prover.evaluation.events import EvaluationStarted, ProblemFinished
+
+        if isinstance(event, EvaluationStarted):
+            self._started(event.total, event.skipped)
+        elif isinstance(event, ProblemFinished):
+            self._finished(bool(event.record.proved))
+
+    def _started(self, total: int, skipped: int) -> None:
         if self._progress is None:
             return
         self._task = self._progress.add_task(
-            self._title,
-            total=total + skipped,
-            completed=skipped,
-            proved=0,
-            pct="",
-            rate="",
+            self._title, total=total + skipped, completed=skipped, proved=0, pct="", rate=""
         )
 
-    def on_theorem_start(self, name: str) -> None:
-        return None
-
-    def on_theorem_done(self, record: Any) -> None:
+    def _finished(self, proved: bool) -> None:
         self._done += 1
-        self._proved += int(record.proved)
+        self._proved += int(proved)
         if self._progress is None or self._task is None:
             return
         task = self._progress.tasks[self._task]

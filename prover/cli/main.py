@@ -85,13 +85,31 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)], force=True)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point; turns the expected failures into exit status 2 with one message."""
+def current_backends() -> Any:
+    """The `prover.wiring.Backends` the running command builds Lean and the model with.
+
+    Those given to `main(backends=...)`, else the real ones.
+    """
+    context = click.get_current_context(silent=True)
+    given = context.find_root().obj if context is not None else None
+    if given is not None:
+        return given
+    from prover.wiring import Backends
+
+    return Backends()
+
+
+def main(argv: list[str] | None = None, *, backends: Any = None) -> None:
+    """Console entry point; turns the expected failures into exit status 2 with one message.
+
+    `backends` (a `prover.wiring.Backends`) replaces the real Lean and model builders, for tests
+    and programs that embed the CLI.
+    """
     from lean_env.errors import MissingDependency
     from prover.config import SettingsError
 
     try:
-        cli.main(args=argv, prog_name="prover", standalone_mode=False)
+        cli.main(args=argv, prog_name="prover", standalone_mode=False, obj=backends)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.Abort:

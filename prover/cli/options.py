@@ -1,34 +1,147 @@
-"""What several commands share: turning their Lean, model and search flags into settings overrides."""
+"""What several commands share: their Lean, model and search flags, and turning them into settings overrides.
+
+Each group of flags is declared once here (`lean_options`, `model_options`, `search_options`,
+`settings_options`) and stacked on the commands that take it, so `prove` and `eval` cannot drift
+apart. `settings_overrides` maps the flags onto the nested settings; `--set section.field=value`
+reaches every other field of the settings model.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def backend_overrides(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The `lean`, `model` and `search` sections of `load_settings` overrides from the shared flags.
+def stack_options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """One decorator applying `decorators` in the order written (the first becomes the first flag in --help)."""
 
-    Unset flags are None and fall through to the TOML file, `PROVER_*` variables and defaults.
+    def apply(function: F) -> F:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+lean_options = stack_options(
+    click.option("--env", type=click.Choice(["repl", "dojo"]), default=None, help="Lean backend (default repl)."),
+    click.option(
+        "--project-dir",
+        type=click.Path(path_type=Path),
+        help="Lake project to check in (default: the miniF2F project `prover setup` writes to <home>/miniF2F).",
+    ),
+    click.option("--repl-command", help="Command that starts one REPL process (overrides the built REPL)."),
+    click.option("--workers", type=click.IntRange(min=1), help="Lean REPL processes (default cores - 1)."),
+)
+model_options = stack_options(
+    click.option("--backend", type=click.Choice(["hf", "vllm", "openai"]), default=None, help="Model backend."),
+    click.option("--model", help="Model name or local path (default EleutherAI/llemma_7b)."),
+    click.option(
+        "--base-url",
+        multiple=True,
+        help="--backend openai: server base URL (repeat to rotate; default http://127.0.0.1:8000/v1).",
+    ),
+    click.option("--prompt-format", help="llemma, reprover, or a template file."),
+    click.option("--temperature", type=float, help="0 = beam search; > 0 = sampling."),
+)
+search_options = stack_options(
+    click.option("--expansions", type=click.IntRange(min=1), help="Expansion budget per theorem (default 100)."),
+    click.option("--samples", type=click.IntRange(min=1), help="Candidates per expansion (default 32)."),
+    click.option("--timeout", type=float, help="Wall-clock budget of one search in seconds (default 600)."),
+    click.option("--tactic-timeout", type=float, help="Timeout of one tactic in seconds (default 5)."),
+    click.option("--priority", type=click.Choice(["llemma", "reprover"]), help="Node priority scheme."),
+)
+settings_options = stack_options(
+    click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file."),
+    click.option(
+        "--set",
+        "assignments",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Any setting by its dotted name, e.g. --set lean.repl.crash_retries=3 (repeatable; "
+        "JSON values such as [1, 2] or true are parsed).",
+    ),
+)
+
+
+def parse_assignment(text: str) -> dict[str, Any]:
+    """`lean.repl.crash_retries=3` as nested overrides `{"lean": {"repl": {"crash_retries": 3}}}`.
+
+    The value is read as JSON when it parses (numbers, booleans, lists), else kept as a string.
+    Raises `click.BadParameter` naming the flag for a malformed assignment.
     """
-    return {
+    key, separator, raw = text.partition("=")
+    path = [part.strip() for part in key.split(".")]
+    if not separator or len(path) < 2 or not all(path):
+        raise click.BadParameter(
+            f"{text!r}: expected SECTION.FIELD=VALUE, e.g. lean.repl.workers=4", param_hint="--set"
+        )
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    nested: dict[str, Any] = {path[-1]: value}
+    for part in reversed(path[:-1]):
+        nested = {part: nested}
+    return nested
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def settings_overrides(options: dict[str, Any], **extra: dict[str, Any]) -> dict[str, Any]:
+    """The `load_settings` overrides from the shared flags, the command's own sections and `--set`.
+
+    The overrides are nested like the settings (`--workers` is `lean.repl.workers`). Unset flags are
+    None and fall through to the TOML file, `PROVER_*` variables and defaults. `--repl-command` is
+    split like a shell would (quotes keep a path with spaces in one argument). `--set` comes last,
+    so it wins over the named flags.
+    """
+    overrides: dict[str, Any] = {
         "lean": {
-            "backend": options["env"],
-            "workers": options["workers"],
-            "repl_command": options["repl_command"].split() if options["repl_command"] else None,
-            "project_dir": options["project_dir"],
+            "backend": options.get("env"),
+            "project_dir": options.get("project_dir"),
+            "repl": {
+                "workers": options.get("workers"),
+                "command": shlex.split(options["repl_command"]) if options.get("repl_command") else None,
+            },
         },
         "model": {
-            "backend": options["backend"],
-            "name": options["model"],
-            "base_urls": list(options["base_url"]) or None,
-            "prompt_format": options["prompt_format"],
-            "temperature": options["temperature"],
+            "backend": options.get("backend"),
+            "name": options.get("model"),
+            "base_urls": list(options.get("base_url") or ()) or None,
+            "prompt_format": options.get("prompt_format"),
+            "temperature": options.get("temperature"),
         },
         "search": {
-            "expansions": options["expansions"],
-            "samples": options["samples"],
-            "timeout_s": options["timeout"],
-            "tactic_timeout_s": options["tactic_timeout"],
-            "priority": options["priority"],
+            "expansions": options.get("expansions"),
+            "samples": options.get("samples"),
+            "timeout_s": options.get("timeout"),
+            "tactic_timeout_s": options.get("tactic_timeout"),
+            "priority": options.get("priority"),
         },
     }
+    for section, fields in extra.items():
+        overrides = _merge(overrides, {section: fields})
+    for assignment in options.get("assignments") or ():
+        overrides = _merge(overrides, parse_assignment(assignment))
+    return overrides
+
+
+def backend_overrides(options: dict[str, Any]) -> dict[str, Any]:
+    """The overrides of the shared flags alone (kept for callers that have no section of their own)."""
+    return settings_overrides(options)

@@ -10,40 +10,42 @@ from typing import Any
 
 import click
 
-from prover.cli.main import UserFacingError
-from prover.cli.options import backend_overrides
+from prover.cli.main import UserFacingError, current_backends
+from prover.cli.options import lean_options, model_options, search_options, settings_options, settings_overrides
 
 
-def _read_theorem(options: dict[str, Any]) -> Any:
-    from lean_env.types import DojoLocation
-    from prover.statements import StatementError, theorem_from_file, theorem_from_statement
+def _read_dojo_problem(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The problem at `--repo/--commit/--file/--name` in a traced repository, and its location map."""
+    missing = [flag for flag in ("repo", "commit", "file", "name") if not options[flag]]
+    if missing:
+        raise UserFacingError(
+            "--env dojo needs "
+            + ", ".join(f"--{flag}" for flag in missing)
+            + " (a theorem in a LeanDojo-traced repository)"
+        )
+    from lean_env.dojo import DojoLocation, theorem_from_location
+
+    location = DojoLocation(options["repo"], options["commit"], str(options["file"]), options["name"])
+    problem = theorem_from_location(location, statement=options["statement"])
+    return problem, {problem.name: location}
+
+
+def _read_problem(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The problem the flags name, and (for LeanDojo) where it lives; raises `UserFacingError`."""
+    from prover.statements import MINIF2F_HEADER, StatementError, theorem_from_file, theorem_from_statement
 
     try:
         if options["env"] == "dojo":
-            missing = [flag for flag in ("repo", "commit", "file", "name") if not options[flag]]
-            if missing:
-                raise UserFacingError(
-                    "--env dojo needs "
-                    + ", ".join(f"--{flag}" for flag in missing)
-                    + " (a theorem in a LeanDojo-traced repository)"
-                )
-            from lean_env.dojo import theorem_from_location
-
-            location = DojoLocation(options["repo"], options["commit"], str(options["file"]), options["name"])
-            return theorem_from_location(location, statement=options["statement"])
+            return _read_dojo_problem(options)
         if options["statement"] and options["file"]:
             raise UserFacingError("give either --statement or --file/--name, not both")
         if options["statement"]:
-            header = options["header"]
-            if header is None:
-                from prover.statements import MINIF2F_HEADER
-
-                header = MINIF2F_HEADER
-            return theorem_from_statement(options["statement"], header=header)
+            header = options["header"] if options["header"] is not None else MINIF2F_HEADER
+            return theorem_from_statement(options["statement"], header=header), {}
         if options["file"]:
             if not options["name"]:
                 raise UserFacingError("--file needs --name: the theorem to prove in that file")
-            return theorem_from_file(Path(options["file"]), options["name"])
+            return theorem_from_file(Path(options["file"]), options["name"]), {}
     except StatementError as error:
         raise UserFacingError(str(error)) from error
     except ValueError as error:  # lean_env.dojo.DojoLocationError: a malformed or mismatching location
@@ -56,35 +58,25 @@ def _read_theorem(options: dict[str, Any]) -> Any:
 @click.option("--header", help="Text before the statement (imports, opens). Default: the miniF2F header.")
 @click.option("--file", "file", type=click.Path(), help="A Lean file holding the theorem (with --name).")
 @click.option("--name", help="The theorem's name in --file (or its full name with --env dojo).")
-@click.option("--env", type=click.Choice(["repl", "dojo"]), default=None, help="Lean backend (default repl).")
 @click.option("--repo", help="--env dojo: URL of the LeanDojo-traced repository.")
 @click.option("--commit", help="--env dojo: commit of that repository.")
-@click.option("--project-dir", type=click.Path(path_type=Path), help="Lake project to check in (default miniF2F/).")
-@click.option("--repl-command", help="Command that starts one REPL process (overrides the built REPL).")
-@click.option("--workers", type=int, help="Lean REPL processes (default cores - 1).")
-@click.option("--backend", type=click.Choice(["hf", "vllm", "openai"]), default=None, help="Model backend.")
-@click.option("--model", help="Model name or local path (default EleutherAI/llemma_7b).")
-@click.option("--base-url", multiple=True, help="--backend openai: server base URL (repeat to rotate).")
-@click.option("--prompt-format", help="llemma, reprover, or a template file.")
-@click.option("--temperature", type=float, help="0 = beam search; > 0 = sampling.")
-@click.option("--expansions", type=int, help="Expansion budget (default 100).")
-@click.option("--samples", type=int, help="Candidates per expansion (default 32).")
-@click.option("--timeout", type=float, help="Wall-clock budget of the search in seconds (default 600).")
-@click.option("--tactic-timeout", type=float, help="Timeout of one tactic in seconds (default 5).")
-@click.option("--priority", type=click.Choice(["llemma", "reprover"]), help="Node priority scheme.")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file.")
+@lean_options
+@model_options
+@search_options
+@settings_options
 @click.option("--export-tree", type=click.Path(path_type=Path), help="Write the search graph (.json or .graphml).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def prove(**options: Any) -> None:
     """Attempt one theorem with best-first search; print the verified proof and the stats.
 
-    Exits 0 when proved, 1 when not, 2 when Lean, the model or the input is missing or malformed.
+    Exits 0 when proved, 1 when not, 2 when Lean, the model or the input is missing or malformed
+    (including a statement that Lean does not accept).
     """
     from prover.config import load_settings
 
-    settings = load_settings(options["config_file"], os.environ, backend_overrides(options))
-    theorem = _read_theorem({**options, "env": settings.lean.backend})
-    result, tree = asyncio.run(_run(theorem, settings, options["export_tree"] is not None))
+    settings = load_settings(options["config_file"], os.environ, settings_overrides(options))
+    problem, locations = _read_problem({**options, "env": settings.lean.backend})
+    result, tree = asyncio.run(_run(problem, locations, settings, options["export_tree"] is not None))
     if options["export_tree"] is not None and tree is not None:
         path: Path = options["export_tree"]
         if path.suffix == ".graphml":
@@ -92,18 +84,22 @@ def prove(**options: Any) -> None:
         else:
             tree.write_json(path)
     _print_result(result, options["as_json"])
-    raise SystemExit(0 if result.status.value == "proved" else 1)
+    status = result.status.value
+    raise SystemExit(0 if status == "proved" else 2 if status == "invalid_statement" else 1)
 
 
-async def _run(theorem: Any, settings: Any, keep_tree: bool) -> tuple[Any, Any]:
-    from prover.wiring import build_env, build_generator
+async def _run(problem: Any, locations: dict[str, Any], settings: Any, keep_tree: bool) -> tuple[Any, Any]:
     from search import BestFirstSearch
 
-    env = build_env(settings.lean)  # checks Lean first: it is the cheaper thing to find missing
+    backends = current_backends()
+    # Lean first: it is the cheaper thing to find missing.
+    env = (
+        backends.build_env(settings.lean, dojo_locations=locations) if locations else backends.build_env(settings.lean)
+    )
     try:
-        generator = build_generator(settings.model)
+        generator = backends.build_generator(settings.model)
         try:
-            search = BestFirstSearch(theorem, env, generator, settings.search.to_config())
+            search = BestFirstSearch(problem, env, generator, settings.search.to_config())
             result = await search.run()
             return result, search.tree if keep_tree else None
         finally:

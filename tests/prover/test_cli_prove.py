@@ -70,7 +70,7 @@ def test_missing_lean_exits_2_with_one_clear_message(tmp_path: Path) -> None:
         (["--file", "nowhere.lean", "--name", "t"], "does not exist"),
         (["--file", "nowhere.lean"], "--file needs --name"),
         ([], "nothing to prove"),
-        (["--statement", "theorem t : 1 = 1 := by", "--expansions", "0"], "search.expansions"),
+        (["--statement", "theorem t : 1 = 1 := by", "--expansions", "0"], "--expansions"),
     ],
 )
 def test_malformed_input_exits_2_saying_what_is_wrong(tmp_path: Path, args: list[str], complaint: str) -> None:
