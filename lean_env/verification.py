@@ -73,12 +73,6 @@ def axiom_reports(messages: Sequence[LeanMessage], name: str) -> list[tuple[str,
     return reports
 
 
-def parse_axioms(messages: Sequence[LeanMessage], name: str) -> tuple[str, ...] | None:
-    """The axioms `#print axioms name` reported, or None when there is not exactly one such answer."""
-    reports = axiom_reports(messages, name)
-    return reports[0] if len(reports) == 1 else None
-
-
 def _proof_part(theorem: Problem, checked_text: str) -> str | None:
     """The proof inside a file made by `build_check_file`, or None when the file is laid out otherwise."""
     prefix = f"{theorem.header}{statement_head(theorem.formal_statement)} := "

@@ -1,16 +1,10 @@
 """The search's de-duplication key for candidate text.
 
 How a tactic sequence becomes proof text belongs to the backend (`LeanEnv.syntax.render_tactics`;
-`lean_env.lean_syntax` for Lean), never to the search. `clean_tactic` is re-exported from
-`lean_env.lean_syntax` only for callers that still import it from here (`prover/models`); new code
-imports it from `lean_env.lean_syntax`.
+`lean_env.lean_syntax` for Lean), never to the search.
 """
 
 from __future__ import annotations
-
-from lean_env.lean_syntax import clean_tactic
-
-__all__ = ["clean_tactic", "normalize_tactic"]
 
 
 def normalize_tactic(text: str) -> str:

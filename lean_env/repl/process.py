@@ -78,12 +78,12 @@ class ReplProcess:
         """Requests sent to this process, the header included."""
         self.death: str | None = None
         """Why the process is gone: `timeout`, `crash`, `protocol`, `closed`, `start`; None while alive."""
-        self.death_detail = ""
         self._observer = observer
         self._proc: asyncio.subprocess.Process | None = None
         self._stderr = bytearray()
         self._stderr_task: asyncio.Task[None] | None = None
         self._inflight: asyncio.Future[None] | None = None
+        # The task that reads a cancelled request's reply; held so the event loop keeps it alive.
         self._drain_task: asyncio.Task[None] | None = None
         # Pool bookkeeping, owned by `ReplPool`.
         self.leased = False
@@ -92,7 +92,6 @@ class ReplProcess:
         self.over_memory = False
         self._tree: list[psutil.Process] | None = None
         self._tree_age = 0
-        self.succeeded = 0
 
     def __repr__(self) -> str:
         state = "alive" if self.alive else f"dead:{self.death}"
@@ -239,10 +238,13 @@ class ReplProcess:
             return 0
 
     async def kill(self, reason: str, detail: str = "") -> None:
-        """SIGKILL the whole process group and reap it. Idempotent; the worker is dead afterwards."""
+        """SIGKILL the whole process group and reap it. Idempotent; the worker is dead afterwards.
+
+        `reason` becomes `death`; `detail` (what happened) goes to the debug log.
+        """
         if self.death is None:
             self.death = reason
-            self.death_detail = detail
+            logger.debug("killing Lean REPL worker %s (%s): %s", self.id, reason, detail)
         proc = self._proc
         if proc is None:
             return
@@ -291,7 +293,6 @@ class ReplProcess:
                 raw = await proc.stdout.readuntil(REPLY_TERMINATOR)
             reply = decode_reply(raw)
             outcome = "ok"
-            self.succeeded += 1
             return reply
         except asyncio.CancelledError:
             # The caller gave up, but the request is written: its reply must still be read (or the

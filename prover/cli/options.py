@@ -140,8 +140,3 @@ def settings_overrides(options: dict[str, Any], **extra: dict[str, Any]) -> dict
     for assignment in options.get("assignments") or ():
         overrides = _merge(overrides, parse_assignment(assignment))
     return overrides
-
-
-def backend_overrides(options: dict[str, Any]) -> dict[str, Any]:
-    """The overrides of the shared flags alone (kept for callers that have no section of their own)."""
-    return settings_overrides(options)

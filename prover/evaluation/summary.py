@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prover.evaluation.results import EvalRecord
 from prover.minif2f.dataset import SPLITS, Category
@@ -48,7 +48,6 @@ class Summary:
     expected: int | None = None
     search_seconds: float = 0.0
     expansions: int = 0
-    proved_names: frozenset[str] = field(default_factory=frozenset)
     invalid_statements: int = 0
     env_errors: int = 0
 
@@ -66,7 +65,6 @@ def summarize(records: Iterable[EvalRecord], expected: int | None = None) -> Sum
     statuses: Counter[str] = Counter()
     seconds = 0.0
     expansions = 0
-    proved: set[str] = set()
     for record in records:
         overall = overall.add(record.proved)
         split = record.split or "unknown"
@@ -79,8 +77,6 @@ def summarize(records: Iterable[EvalRecord], expected: int | None = None) -> Sum
         statuses[record.status] += 1
         seconds += record.wall_seconds
         expansions += record.expansions
-        if record.proved:
-            proved.add(record.name)
     split_order = {name: index for index, name in enumerate(SPLITS)}
     ordered_splits = dict(sorted(by_split.items(), key=lambda item: (split_order.get(item[0], 99), item[0])))
     ordered_categories = {category: by_category[category] for category in Category if category in by_category}
@@ -92,7 +88,6 @@ def summarize(records: Iterable[EvalRecord], expected: int | None = None) -> Sum
         expected=expected,
         search_seconds=seconds,
         expansions=expansions,
-        proved_names=frozenset(proved),
         invalid_statements=statuses[SearchStatus.INVALID_STATEMENT.value],
         env_errors=statuses[SearchStatus.ENV_ERROR.value],
     )

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from lean_env.errors import MissingDependency
+from lean_env.lean_syntax import clean_tactic
 from prover.config import ModelSettings
 from prover.models.text import Completion
-from search.render import clean_tactic
 from search.types import TacticCandidate
 
 

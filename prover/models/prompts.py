@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lean_env.lean_syntax import clean_tactic
 from prover.config import SettingsError
 from prover.models.base import PromptTooLong, cut_at_stop
-from search.render import clean_tactic
 from search.types import GenerationRequest
 
 _PLACEHOLDERS = ("{{state}}", "{{theorem}}", "{{name}}")

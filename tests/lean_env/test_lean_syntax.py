@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -325,14 +324,3 @@ def test_the_new_parser_agrees_with_the_old_ones_on_every_minif2f_statement() ->
         assert split_header(source)[0] == "import Mathlib\n\n", name
         # And what every parser relies on: the signature of a dataset statement ends at its last `:=`.
         assert end_of(statement) == statement.removesuffix(" by"), name
-
-
-def test_missing_shared_data_fails_on_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    missing = tmp_path / "absent.jsonl"
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="on CI it must be present"):
-        require_shared(missing)
-    monkeypatch.delenv("CI")
-    with pytest.raises(pytest.skip.Exception, match="absent"):
-        require_shared(missing)
-    assert require_shared(tmp_path) == tmp_path

@@ -6,7 +6,7 @@ import pytest
 
 from lean_env.lean_syntax import LEAN
 from lean_env.types import LeanMessage, Severity, Theorem, VerifyStatus
-from lean_env.verification import build_check_file, declaration_name, judge, parse_axioms, precheck
+from lean_env.verification import axiom_reports, build_check_file, declaration_name, judge, precheck
 from tests.lean_env.cheating_corpus import CHEATS, HEADER, STATEMENT
 
 THEOREM = Theorem(name="t", header=HEADER, formal_statement=STATEMENT)
@@ -37,13 +37,13 @@ def test_proof_without_any_axiom_is_accepted() -> None:
 
 def test_axioms_list_spread_over_lines_is_read() -> None:
     message = _info("'t' depends on axioms: [propext,\n Classical.choice,\n Quot.sound]")
-    assert parse_axioms([message], "t") == ("propext", "Classical.choice", "Quot.sound")
+    assert axiom_reports([message], "t") == [("propext", "Classical.choice", "Quot.sound")]
 
 
 def test_names_with_primes_and_namespaces_are_matched() -> None:
-    assert parse_axioms([_info("'t'' does not depend on any axioms")], "t'") == ()
-    assert parse_axioms([_info("'Foo.bar' depends on axioms: [propext]")], "bar") == ("propext",)
-    assert parse_axioms([_info("'Foo.barx' depends on axioms: [propext]")], "bar") is None
+    assert axiom_reports([_info("'t'' does not depend on any axioms")], "t'") == [()]
+    assert axiom_reports([_info("'Foo.bar' depends on axioms: [propext]")], "bar") == [("propext",)]
+    assert axiom_reports([_info("'Foo.barx' depends on axioms: [propext]")], "bar") == []
 
 
 @pytest.mark.parametrize("cheat", JUDGE_CHEATS, ids=[cheat.name for cheat in JUDGE_CHEATS])

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from lean_env.dojo import DojoConfig, DojoLeanEnv
 from lean_env.repl import ReplConfig, ReplLeanEnv
 from prover import wiring
-from prover.cli.options import backend_overrides
+from prover.cli.options import settings_overrides
 from prover.config import LeanSettings, ProverSettings, SettingsError, load_settings
 from search.types import PriorityScheme
 
@@ -263,7 +263,7 @@ def test_flags_reach_their_nested_settings(tmp_path: Path) -> None:
         priority="reprover",
     )
     settings = load_settings(
-        environ={"PROVER_LEAN__REPL__WORKERS": "7"}, overrides=backend_overrides(options), cwd=tmp_path
+        environ={"PROVER_LEAN__REPL__WORKERS": "7"}, overrides=settings_overrides(options), cwd=tmp_path
     )
     assert settings.lean.backend == "dojo" and settings.lean.repl.workers == 3  # the flag beats the variable
     assert settings.lean.repl.command == ("python", str(tmp_path / "a dir" / "fake_repl.py"), "--script", "s.json")
@@ -277,7 +277,7 @@ def test_flags_reach_their_nested_settings(tmp_path: Path) -> None:
     search = settings.search
     assert (search.expansions, search.samples, search.timeout_s, search.tactic_timeout_s) == (9, 4, 30.0, 2.0)
     assert search.priority is PriorityScheme.REPROVER
-    untouched = load_settings(environ={"PROVER_LEAN__REPL__WORKERS": "7"}, overrides=backend_overrides(_flags()))
+    untouched = load_settings(environ={"PROVER_LEAN__REPL__WORKERS": "7"}, overrides=settings_overrides(_flags()))
     assert untouched.lean.repl.workers == 7  # unset flags fall through
 
 
