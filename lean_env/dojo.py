@@ -38,7 +38,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -55,6 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lean_env import lean_syntax
 from lean_env.errors import BackendCrashed, BackendStartError, HoleUnavailable, MissingDependency
+from lean_env.gitinfo import git_head
 from lean_env.guard import check_statement_text, check_tactic_text
 from lean_env.lean_syntax import LEAN, LeanSyntax
 from lean_env.types import (
@@ -241,16 +241,6 @@ def locate_theorem(source: str, full_name: str) -> tuple[str, str]:
 _KEYWORD = re.compile(r"\b(?:theorem|lemma)\b")
 
 
-def _git_head(directory: Path) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=20, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def _same_commit(head: str | None, commit: str) -> bool:
     return head is not None and len(commit) >= 7 and (head.startswith(commit) or commit.startswith(head))
 
@@ -274,7 +264,7 @@ def find_source(location: DojoLocation, roots: Iterable[Path] = (), cache_dir: P
     candidates.extend(Path(root) / name for root in roots)
     for directory in candidates:
         path = directory / location.file_path
-        if path.is_file() and _same_commit(_git_head(directory), location.commit):
+        if path.is_file() and _same_commit(git_head(directory), location.commit):
             return path
     cache = Path(cache_dir).expanduser() if cache_dir is not None else Path.home() / ".cache" / "lean_dojo"
     if cache.is_dir():

@@ -11,13 +11,13 @@ import importlib.metadata
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lean_env.gitinfo import git_dirty, git_head, is_checkout_root
 from prover.config import ProverSettings
 from prover.minif2f.dataset import Dataset
 
@@ -63,34 +63,12 @@ def git_revision(repo_root: Path | None = None) -> tuple[str, bool | None]:
     """
     if repo_root is None:
         repo_root = _package_root()
-        try:
-            top = subprocess.run(
-                ["git", "rev-parse", "--show-toplevel"],
-                cwd=repo_root,
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
+        if not is_checkout_root(repo_root):
             return "unknown", None
-        if not top or Path(top).resolve() != repo_root:
-            return "unknown", None
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo_root, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=repo_root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    head = git_head(repo_root)
+    if head is None:
         return "unknown", None
-    return head or "unknown", bool(dirty)
+    return head, git_dirty(repo_root)
 
 
 def lean_toolchain(project_dir: Path | None) -> str | None:

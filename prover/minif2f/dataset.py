@@ -23,7 +23,6 @@ import fnmatch
 import hashlib
 import json
 import re
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lean_env.gitinfo import git_head, is_checkout_root
 from lean_env.lean_syntax import declarations, mask, split_declaration
 from lean_env.types import Language, Problem
 
@@ -452,7 +452,7 @@ def dojo_locations(dataset: Dataset, repo_url: str | None = None, commit: str | 
     located: dict[str, DojoLocation] = {}
     checkout_commit: str | None = None
     if dataset.kind == "checkout" and commit is None:
-        checkout_commit = _git_head(Path(dataset.source))
+        checkout_commit = _checkout_head(Path(dataset.source))
     for problem in dataset.problems:
         if problem.language is not Language.LEAN4:
             raise DatasetError(
@@ -476,20 +476,6 @@ def dojo_locations(dataset: Dataset, repo_url: str | None = None, commit: str | 
     return located
 
 
-def _git_head(directory: Path) -> str | None:
+def _checkout_head(directory: Path) -> str | None:
     """HEAD of the git repository whose top level is `directory` (not of a repository it sits inside)."""
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel", "HEAD"],
-            cwd=directory,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = done.stdout.split()
-    if len(lines) != 2 or Path(lines[0]).resolve() != directory.resolve():
-        return None
-    return lines[1]
+    return git_head(directory) if is_checkout_root(directory) else None
