@@ -289,7 +289,7 @@ def _execute(options: dict[str, Any], settings: Any, loaded: Loaded, prepared: A
     )
     try:
         with ResultsWriter(prepared.results_path) as writer, progress:
-            asyncio.run(run(options, settings, loaded, prepared, writer, progress, max_errors))
+            asyncio.run(run(Execution(options, settings, loaded, prepared, writer, progress, max_errors)))
     except EvalAborted as error:
         return str(error)
     except KeyboardInterrupt:
@@ -310,31 +310,36 @@ def _env_builder(settings: Any, loaded: Loaded) -> Callable[[], Any]:
     return functools.partial(backends.build_env, settings.lean)
 
 
-async def _run_local(
-    options: dict[str, Any],
-    settings: Any,
-    loaded: Loaded,
-    prepared: Any,
-    writer: Any,
-    events: Any,
-    max_errors: int | None,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """Everything one run of the searches needs, local or on Ray."""
+
+    options: dict[str, Any]
+    settings: Any
+    loaded: Loaded
+    prepared: Any
+    writer: Any
+    events: Any
+    max_errors: int | None
+
+
+async def _run_local(run: Execution) -> None:
     from prover.evaluation.runner import run_evaluation
 
-    env = _env_builder(settings, loaded)()  # Lean first: the cheaper thing to find missing
+    env = _env_builder(run.settings, run.loaded)()  # Lean first: the cheaper thing to find missing
     try:
-        generator = current_backends().build_generator(settings.model)
+        generator = current_backends().build_generator(run.settings.model)
         try:
             await run_evaluation(
-                loaded.dataset.problems,
+                run.loaded.dataset.problems,
                 env,
                 generator,
-                settings.search,
-                concurrency=settings.eval.concurrency,
-                writer=writer,
-                skip=prepared.skip,
-                events=events,
-                max_consecutive_env_errors=max_errors,
+                run.settings.search,
+                concurrency=run.settings.eval.concurrency,
+                writer=run.writer,
+                skip=run.prepared.skip,
+                events=run.events,
+                max_consecutive_env_errors=run.max_errors,
             )
         finally:
             await generator.close()
@@ -342,18 +347,11 @@ async def _run_local(
         await env.close()
 
 
-async def _run_ray(
-    options: dict[str, Any],
-    settings: Any,
-    loaded: Loaded,
-    prepared: Any,
-    writer: Any,
-    events: Any,
-    max_errors: int | None,
-) -> None:
+async def _run_ray(run: Execution) -> None:
     from prover.distributed import RayOptions, run_distributed
 
-    mode = options["ray_generator"]
+    settings = run.settings
+    mode = run.options["ray_generator"]
     if mode == "auto":
         mode = "worker" if settings.model.backend == "openai" else "node"
     ray_options = RayOptions(
@@ -364,15 +362,15 @@ async def _run_ray(
         generator_num_gpus=0.0 if settings.model.device == "cpu" or settings.model.backend == "openai" else 1.0,
     )
     await run_distributed(
-        loaded.dataset.problems,
-        env_factory=_env_builder(settings, loaded),
+        run.loaded.dataset.problems,
+        env_factory=_env_builder(settings, run.loaded),
         generator_factory=functools.partial(current_backends().build_generator, settings.model),
         search=settings.search.to_config(),
         options=ray_options,
-        writer=writer,
-        skip=prepared.skip,
-        events=events,
-        max_consecutive_env_errors=max_errors,
+        writer=run.writer,
+        skip=run.prepared.skip,
+        events=run.events,
+        max_consecutive_env_errors=run.max_errors,
     )
 
 
