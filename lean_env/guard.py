@@ -1,31 +1,48 @@
 """Text-level guard: what must never reach Lean from a model's proof or a user's statement.
 
-It runs before Lean sees anything, as the first line of defence; the whole-file re-check and
-`#print axioms` (`lean_env.verification`) are the second. Every check returns a reason a person
-can read, or None when the text may go to Lean.
+Which layer stops what (each check returns a reason a person can read, or None):
+1. Size limits (`size_problem`, first in every check): a proof, tactic, statement or header over its
+   limit (`MAX_*_BYTES`, or `lean.policy` in the settings) is refused before anything reads it, so a
+   10 MB submission costs microseconds. `check_text_async` moves large checks off the event loop.
+2. The header policy (`lean_env.source_policy.check_header`): a header may only `import` allowed
+   modules, `open` namespaces and `set_option` allowed options. It stops axioms, `macro_rules` that
+   rewrite `#print axioms`, `set_option warn.sorry false`, `#eval` at start-up and `#exit` in headers.
+3. This guard, on proofs, tactics and statements: `sorry`/`admit`/`stop`, `native_decide` and every
+   other way to trust the compiler (`decide +native`, a positional `(config := ⟨...⟩)`, `bv_decide`,
+   `ofReduceBool`, `implemented_by`, `extern`), `unsafe` code, elaboration-time code execution
+   (`#eval`, `run_cmd`, `run_tac`, `by_elab`, `eval%`, `plausible`, `include_str`, interpolated
+   strings, Aesop `tactic` rules and non-literal config terms), commands (`#exit`, `#print`, ...),
+   new declarations and everything that changes the environment or the syntax (`theorem`, `axiom`,
+   `def`, `instance`, `macro`, `notation`, `attribute`, `@[...]`, ...), scope commands (`end`,
+   `namespace`, `section`, `import`, `open` without `in`, `open Lean ... in`, forbidden names inside
+   `open ... renaming/hiding ... in`), `set_option` other than the resource limits in
+   `ALLOWED_OPTIONS` in the form `set_option NAME VALUE in`, and brackets nested past `MAX_NESTING`.
+   A statement (`check_statement_text`) is exactly one `theorem`/`lemma` ending in `:= by` or `:=`.
+4. The judge (`lean_env.verification.judge`), on what Lean printed about the whole re-checked file:
+   errors, `sorry` warnings, a changed statement, axioms reached through the environment (imported
+   `sorry`'d or `native_decide` lemmas, instances built from axioms), and forged `#print axioms`
+   answers (a second answer, printed by `trace` or a message, can only be forged).
+What only Lean's cooperation could hide (a header that rewrites `#print axioms` prints one forged
+answer, which the judge cannot tell from a real one) is stopped at layer 2, before Lean starts.
 
 The guard reads the text the way Lean's scanner does: `--` line comments, nested `/- ... -/` block
 comments, string and character literals, `«guillemet»` identifiers and Lean's own identifier
-characters. So a forbidden word inside a comment is harmless (`-- no sorry here` is fine), while a
-forbidden word Lean would read as code is caught however it is dressed up: guillemets
-(`«sorry»`), dotted paths (`_root_.Lean.ofReduceBool`), look-alike letters (`ѕоrry` with Cyrillic
-letters), or a comment that Lean closes at a different place than a naive reader would. Characters
-that change how text looks without changing what Lean reads (zero-width characters, bidirectional
-controls, unusual spaces and line separators) are refused anywhere, comments included.
-
-What a proof may not contain: `sorry`/`admit`/`stop`, `native_decide` and the other ways to trust
-the compiler instead of the kernel, commands (`#eval`, `#exit`, `#print`, `run_cmd`, ...), new
-declarations and everything that changes the environment or the syntax (`theorem`, `axiom`, `def`,
-`instance`, `macro`, `syntax`, `elab`, `notation`, `attribute`, `@[...]`, ...), scope commands
-(`end`, `namespace`, `section`, `import`, `open` without `in`), and `set_option` other than the
-resource limits in `ALLOWED_OPTIONS` in the tactic form `set_option NAME VALUE in`.
-A statement (`check_statement_text`) is exactly one `theorem`/`lemma` ending in `:= by` or `:=`.
+characters. So a forbidden word inside a comment or a string literal is harmless (`-- no sorry
+here` and `"sorry"` are fine), while a forbidden word Lean would read as code is caught however it
+is dressed up: guillemets (`«sorry»`), dotted paths (`_root_.Lean.ofReduceBool`), look-alike letters
+(`ѕоrry` with Cyrillic letters, fullwidth `ｓｏｒｒｙ`), look-alike punctuation (`＃eval`, `﹟exit`,
+`＠[simp]`), or a comment that Lean closes at a different place than a naive reader would.
+Characters that change how text looks without changing what Lean reads (zero-width characters,
+bidirectional controls, unusual spaces and line separators) are refused anywhere, comments included.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lean_env.lean_syntax import BRACKETS
@@ -40,6 +57,21 @@ ALLOWED_OPTIONS: frozenset[str] = frozenset(
     }
 )
 """Options a proof may set, and only as `set_option NAME VALUE in <tactic or term>`: resource limits."""
+
+MAX_PROOF_BYTES = 131_072
+"""Default limit on a proof's (and a tactic's) UTF-8 size. A search proof is at most ~100 tactics of a
+few hundred tokens each; the longest human miniF2F-style proofs are a few KB. Operators change it
+with `lean.policy.max_proof_bytes`."""
+MAX_STATEMENT_BYTES = 16_384
+"""Default limit on a statement's UTF-8 size: 24x the longest miniF2F statement (679 bytes)."""
+MAX_HEADER_BYTES = 8_192
+"""Default limit on a header's UTF-8 size: 83x the longest miniF2F header (98 bytes)."""
+MAX_NESTING = 256
+"""Deepest bracket nesting accepted; miniF2F statements nest at most 9 deep, and deep nesting only
+serves to exhaust Lean's parser stack."""
+ASYNC_THRESHOLD_CHARS = 4_096
+"""Above this many characters `check_text_async` runs the guard in a worker thread (about 10 ms of work;
+a 128 KiB proof takes about 0.4 s)."""
 
 # Identifiers (or any component of a dotted name) that must never appear in code, with the reason.
 _FORBIDDEN_IDENTIFIERS: dict[str, str] = {
@@ -64,7 +96,30 @@ _FORBIDDEN_IDENTIFIERS: dict[str, str] = {
     "admitGoal": "uses `admitGoal`, which closes goals with `sorry`",
     "mkSorry": "builds `sorry` terms",
     "debug": "touches `debug.*` options (e.g. `debug.skipKernelTC` skips the kernel)",
+    "bv_decide": "uses `bv_decide`, which trusts the compiler (axiom `Lean.ofReduceBool`)",
+    "bv_check": "uses `bv_check`, which reads a proof certificate from a file and trusts the compiler",
+    "include_str": "uses `include_str`, which reads a file while elaborating",
+    "plausible": "uses `plausible`, which runs compiled code while elaborating",
+    "slim_check": "uses `slim_check`, which runs compiled code while elaborating",
 }
+
+# `NAME%` term elaborators that evaluate code while elaborating.
+_EVALUATING_ELABORATORS: dict[str, str] = {
+    "eval": "uses `eval%`, which runs compiled code while elaborating",
+}
+
+# Non-ASCII characters that a reader takes for the `#` of a command or the `@` of an attribute.
+_LOOKALIKE_PUNCTUATION = frozenset("♯⋕⌗＃﹟＠﹫［﹇")
+
+# Names of config arguments whose value Lean evaluates (`declare_config_elab`, Aesop's options):
+# only a structure instance of literals is accepted there.
+_CONFIG_NAMES = frozenset({"config", "cfg", "options", "simp_config"})
+_LITERAL_WORDS = frozenset({"true", "false"})
+# Aesop clauses: what may follow `aesop (add|erase ...)`; `tactic` rules run arbitrary code.
+_AESOP_CLAUSES = frozenset({"add", "erase", "rule_sets", "config", "options", "simp_config"})
+_AESOP_RULE_WORDS = frozenset(
+    {"safe", "norm", "apply", "simp", "unfold", "forward", "destruct", "cases", "cases_or", "constructors"}
+)
 
 # Names of API namespaces that only metaprograms use; a proof has no business naming them.
 _FORBIDDEN_PREFIXES: tuple[str, ...] = (
@@ -170,6 +225,9 @@ _COMMAND_REASONS: dict[str, str] = {
     "set_option": "sets an option (`set_option`)",
     "open": "opens a namespace for the rest of the file (`open` without `in`)",
 }
+
+COMMAND_WORDS: frozenset[str] = frozenset(_COMMAND_REASONS)
+"""Keywords that start or modify a command (`theorem`, `axiom`, `macro`, `open`, ...): a proof may hold none."""
 
 # Commands spelled with `#`. Lean's scanner takes the longest token, so `#evalfoo` is `#eval foo`:
 # a word is a command when one of these is a prefix of it. Other `#x` (Mathlib's `#s` for a
@@ -283,10 +341,14 @@ def _is_id_rest(ch: str) -> bool:
     return _is_id_first(ch) or ("0" <= ch <= "9") or ch in "'!?" or _is_subscript(ch)
 
 
+_SUSPECT_CHARACTER = re.compile(r"[^\t\n\r\x20-\x7e]")
+"""Characters worth a closer look: ASCII controls and anything non-ASCII (the text is mostly ASCII)."""
+
+
 def _check_characters(text: str) -> None:
-    for index, ch in enumerate(text):
-        if ch in "\n\t\r ":
-            continue
+    for match in _SUSPECT_CHARACTER.finditer(text):
+        ch = match.group()
+        index = match.start()
         category = unicodedata.category(ch)
         if category in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") or category == "Zs":
             line = text.count("\n", 0, index) + 1
@@ -370,6 +432,67 @@ def _identifier_end(text: str, start: int) -> tuple[int, str]:
         return index, ".".join(parts)
 
 
+def _trivia_end(text: str, index: int, line: int) -> int:
+    """Index past the whitespace or comment at `index` (`index` itself when there is none).
+
+    Raises `GuardViolation` for a stray `-/`, which Lean would not read as the end of a comment.
+    """
+    if text[index] in " \t\r\n":
+        return index + 1
+    if text.startswith("--", index):
+        newline = text.find("\n", index)
+        return len(text) if newline < 0 else newline
+    if text.startswith("/-", index):
+        return _skip_block_comment(text, index)
+    if text.startswith("-/", index):
+        raise GuardViolation(f"has a comment closer `-/` on line {line} without an opening `/-`")
+    return index
+
+
+def _literal_at(text: str, index: int) -> tuple[str, int] | None:
+    """`(kind, end)` of the string, raw string or character literal at `index`, or None."""
+    ch = text[index]
+    if ch == '"':
+        return "string", _string_end(text, index)
+    if ch == "r" and index + 1 < len(text) and text[index + 1] in '#"':
+        raw_end = _raw_string_end(text, index)
+        if raw_end is not None:
+            return "string", raw_end
+    if ch == "'":
+        match = _CHAR_LITERAL.match(text, index)
+        if match is not None:
+            return "char", match.end()
+    return None
+
+
+def _word_at(text: str, index: int) -> tuple[str, int, str | None] | None:
+    """`(kind, end, name)` of the identifier, number or `#word` at `index`, or None."""
+    ch = text[index]
+    if _is_id_first(ch) or ch == "«":
+        end, name = _identifier_end(text, index)
+        return "ident", end, name
+    if ch.isdigit():
+        number = _NUMBER.match(text, index)
+        end = number.end() if number is not None and number.end() > index else index + 1
+        return "number", end, None
+    if ch == "#" and index + 1 < len(text) and ("a" <= text[index + 1].lower() <= "z"):
+        end = index + 2
+        while end < len(text) and _is_id_rest(text[end]):
+            end += 1
+        return "hash", end, None
+    return None
+
+
+def _symbol_end(text: str, index: int) -> int:
+    for symbol in _MULTI_SYMBOLS:
+        if text.startswith(symbol, index):
+            return index + len(symbol)
+    return index + 1
+
+
+_MULTI_SYMBOLS = ("@[", ":=", "<;>")
+
+
 def tokenize(text: str, *, check_characters: bool = True) -> list[Token]:
     """Lean text as tokens, comments dropped. Raises `GuardViolation` for text Lean and a reader
     could see differently: hidden characters (unless `check_characters` is false, for reading
@@ -381,71 +504,27 @@ def tokenize(text: str, *, check_characters: bool = True) -> list[Token]:
     length = len(text)
     line = 1
     line_start = 0
-
-    def add(kind: str, end: int, name: str | None = None) -> None:
-        raw = text[index:end]
-        tokens.append(Token(kind, raw, raw if name is None else name, index, line))
-
     while index < length:
         if index > line_start:
             line += text.count("\n", line_start, index)
             line_start = index
-        ch = text[index]
-        if ch in " \t\r\n":
-            index += 1
+        after_trivia = _trivia_end(text, index, line)
+        if after_trivia != index:
+            index = after_trivia
             continue
-        if text.startswith("--", index):
-            newline = text.find("\n", index)
-            index = length if newline < 0 else newline
-            continue
-        if text.startswith("/-", index):
-            index = _skip_block_comment(text, index)
-            continue
-        if text.startswith("-/", index):
-            raise GuardViolation(f"has a comment closer `-/` on line {line} without an opening `/-`")
-        if ch == '"':
-            end = _string_end(text, index)
-            add("string", end)
-            index = end
-            continue
-        if ch == "r" and index + 1 < length and text[index + 1] in '#"':
-            raw_end = _raw_string_end(text, index)
-            if raw_end is not None:
-                add("string", raw_end)
-                index = raw_end
-                continue
-        if ch == "'":
-            match = _CHAR_LITERAL.match(text, index)
-            if match is not None:
-                add("char", match.end())
-                index = match.end()
-                continue
-        if _is_id_first(ch) or ch == "«":
-            end, name = _identifier_end(text, index)
-            add("ident", end, name)
-            index = end
-            continue
-        if ch.isdigit():
-            number = _NUMBER.match(text, index)
-            end = number.end() if number is not None and number.end() > index else index + 1
-            add("number", end)
-            index = end
-            continue
-        if ch == "#" and index + 1 < length and ("a" <= text[index + 1].lower() <= "z"):
-            end = index + 2
-            while end < length and _is_id_rest(text[end]):
-                end += 1
-            add("hash", end)
-            index = end
-            continue
-        for symbol in ("@[", ":=", "<;>"):
-            if text.startswith(symbol, index):
-                add("symbol", index + len(symbol))
-                index += len(symbol)
-                break
+        name: str | None = None
+        literal = _literal_at(text, index)
+        if literal is not None:
+            kind, end = literal
         else:
-            add("symbol", index + 1)
-            index += 1
+            word = _word_at(text, index)
+            if word is not None:
+                kind, end, name = word
+            else:
+                kind, end = "symbol", _symbol_end(text, index)
+        raw = text[index:end]
+        tokens.append(Token(kind, raw, raw if name is None else name, index, line))
+        index = end
     return tokens
 
 
@@ -459,10 +538,14 @@ def _lookalike(word: str) -> str | None:
 
 
 def _code_words(text: str, tokens: list[Token]) -> list[tuple[str, Token]]:
-    """Every word-like run in the code and the strings, found with Unicode's (wider) idea of a letter."""
+    """Every word-like run in the code, found with Unicode's (wider) idea of a letter.
+
+    String and character literals are data: Lean never reads their contents as code (an
+    interpolated string, whose holes are code, is refused on its own), so they are left out.
+    """
     words: list[tuple[str, Token]] = []
     for token in tokens:
-        if token.kind in ("ident", "string", "symbol", "char"):
+        if token.kind in ("ident", "symbol"):
             words.extend((match.group(0), token) for match in _WORD.finditer(token.text))
     return words
 
@@ -523,103 +606,321 @@ def _check_set_option(tokens: list[Token], position: int) -> tuple[str | None, i
     return None, position + 4
 
 
-_OPEN_PARTS = frozenset({"(", ")", "hiding", "renaming", "→", "private", "scoped"})
+OPEN_PARTS = frozenset({"(", ")", "hiding", "renaming", "→", "->", ",", "scoped"})
+"""Tokens an `open` clause may hold besides namespace and declaration names."""
 
 
-def _check_open(tokens: list[Token], position: int) -> tuple[str | None, int]:
-    """Validate `open A B (c) hiding d in` at `position`: an `open` must be scoped with `in`."""
+def open_name_problem(name: str) -> str | None:
+    """Why a name in an `open` clause (a namespace, or a name it hides or renames) is refused, or None.
+
+    Forbidden names are refused as anywhere else; so is the `Lean` namespace itself, since opening it
+    makes `Elab.…`/`Meta.…` reach the metaprogramming API past the prefix check.
+    """
+    found = _forbidden_name(name)
+    if found is not None:
+        return _reason(found)
+    plain = name.removeprefix("_root_.")
+    if plain == "Lean" or plain.startswith("Lean."):
+        return f"opens `{name}`, the metaprogramming namespace, which a proof has no use for"
+    return None
+
+
+def scan_open(tokens: list[Token], position: int, stop_words: frozenset[str]) -> tuple[str | None, int]:
+    """Read the `open` clause at `position` up to (not including) `in` or the first token outside it.
+
+    Returns a reason when a name in it is refused (see `open_name_problem`), else None, and the index
+    just past the clause. `stop_words` are identifiers that end the clause (`in`, other commands).
+    """
     index = position + 1
     while index < len(tokens):
         token = tokens[index]
-        if token.kind == "ident" and token.name == "in":
-            return None, index + 1
-        if token.kind == "ident" or token.text in _OPEN_PARTS:
-            index += 1
-            continue
-        break
+        if token.kind == "ident" and token.name in stop_words and token.text not in OPEN_PARTS:
+            break
+        if token.kind == "ident" and token.text not in OPEN_PARTS:
+            problem = open_name_problem(token.name)
+            if problem is not None:
+                return problem, index
+        elif token.text not in OPEN_PARTS:
+            break
+        index += 1
+    return None, index
+
+
+def _check_open(tokens: list[Token], position: int) -> tuple[str | None, int]:
+    """Validate `open A B (c) hiding d renaming e → f in` at `position`: scoped with `in`, every name checked."""
+    problem, index = scan_open(tokens, position, COMMAND_WORDS | {"in"})
+    if problem is not None:
+        return problem, index
+    if index < len(tokens) and tokens[index].kind == "ident" and tokens[index].name == "in" and index > position + 1:
+        return None, index + 1
     return _reason("open"), position + 1
 
 
-def _reason(word: str) -> str:
-    return _COMMAND_REASONS.get(word) or _FORBIDDEN_IDENTIFIERS.get(word) or f"uses `{word}`"
+def _matching_close(tokens: list[Token], position: int) -> int:
+    """Index of the bracket closing the one at `position` (len(tokens) when it is never closed)."""
+    depth = 0
+    for index in range(position, len(tokens)):
+        text = tokens[index].text
+        if text in _OPENING:
+            depth += 1
+        elif text in _CLOSING:
+            depth -= 1
+            if depth == 0:
+                return index
+    return len(tokens)
 
 
-def _scan(text: str, *, allow_declaration: bool) -> tuple[str | None, list[Token]]:
-    """Shared checks of code text: a reason, or None, and the tokens (for the statement checks)."""
-    try:
-        tokens = tokenize(text)
-    except GuardViolation as violation:
-        return str(violation), []
+def _literal_structure_problem(value: list[Token]) -> str | None:
+    """Why a config value is not `{ field := literal, ... }` (literals: numbers, strings, `true`,
+    `false`, `.name`, nested literal structures), or None when it is."""
+    if not value or value[0].text != "{" or value[-1].text != "}":
+        shown = " ".join(token.text for token in value[:6]) or "nothing"
+        return f"`{shown}`, which is not a structure instance `{{ field := literal, ... }}`"
+    index = 1
+    while index < len(value) - 1:
+        name = value[index]
+        if name.text == ",":
+            index += 1
+            continue
+        if name.kind != "ident" or index + 2 >= len(value) or value[index + 1].text != ":=":
+            return f"`{name.text}` in a structure instance; only `field := literal` entries are allowed"
+        index += 2
+        item = value[index]
+        if item.text == "{":
+            close = _matching_close(value, index)
+            inner = _literal_structure_problem(value[index : close + 1])
+            if inner is not None:
+                return inner
+            index = close + 1
+        elif item.kind in ("number", "string", "char") or (item.kind == "ident" and item.name in _LITERAL_WORDS):
+            index += 1
+        elif item.text == "." and index + 1 < len(value) and value[index + 1].kind == "ident":
+            index += 2
+        else:
+            return f"`{name.name} := {item.text}`, a value that is not a literal"
+    return None
+
+
+def _check_config(tokens: list[Token], position: int) -> tuple[str | None, int]:
+    """At `(NAME := ...)` with NAME a config argument: a reason unless the value is a literal structure."""
+    close = _matching_close(tokens, position)
+    name = tokens[position + 1].name
+    problem = _literal_structure_problem(tokens[position + 3 : close])
+    if problem is not None:
+        return (
+            f"sets `{name}` to {problem}: Lean evaluates config terms, and a positional `⟨...⟩` can switch "
+            "on `native` without naming it",
+            position,
+        )
+    # The field names are scanned like any other code (`{ native := true }` is refused there).
+    return None, position + 1
+
+
+def _check_aesop(tokens: list[Token], position: int) -> tuple[str | None, int]:
+    """Validate the `(clause ...)` groups after `aesop` at `position`; a reason or None, and the next index."""
+    index = position + 1
+    while index + 1 < len(tokens) and tokens[index].text == "(":
+        close = _matching_close(tokens, index)
+        clause = tokens[index + 1]
+        if clause.kind != "ident" or clause.name not in _AESOP_CLAUSES:
+            return (
+                f"uses the Aesop clause `({clause.text} ...)`; only `add`/`erase` of named lemmas, "
+                "`rule_sets` and literal `config`/`options`/`simp_config` are allowed",
+                index,
+            )
+        if clause.name in _CONFIG_NAMES:
+            problem, _ = _check_config(tokens, index)
+            if problem is not None:
+                return problem, index
+        else:
+            for token in tokens[index + 2 : close]:
+                allowed = (
+                    token.text in (",", "%", "-", ":=", "[", "]", ".")
+                    or token.kind == "number"
+                    or (token.kind == "ident" and token.name not in ("tactic", "by", "fun", "do"))
+                )
+                if not allowed or (token.kind == "ident" and _forbidden_name(token.name) is not None):
+                    return (
+                        f"adds an Aesop rule with `{token.text}`; only named lemmas with the builders "
+                        f"{', '.join(sorted(_AESOP_RULE_WORDS))} are allowed (a `tactic` rule runs arbitrary code)",
+                        index,
+                    )
+        index = close + 1
+    return None, position + 1
+
+
+def _nesting_problem(tokens: list[Token]) -> str | None:
+    depth = 0
+    for token in tokens:
+        if token.text in _OPENING:
+            depth += 1
+            if depth > MAX_NESTING:
+                return f"nests brackets more than {MAX_NESTING} deep (line {token.line})"
+        elif token.text in _CLOSING:
+            depth = max(0, depth - 1)
+    return None
+
+
+def lookalike_problem(text: str, tokens: list[Token]) -> str | None:
+    """Why the code in `tokens` imitates a forbidden word or `#`/`@` with look-alike characters, or None."""
     for word, _token in [*_code_words(text, tokens), *_merge_adjacent(text, tokens)]:
         target = _lookalike(word)
         if target is None:
             continue
         plain = word.replace("«", "").replace("»", "")
         if target not in plain.split(".") and plain != target:
-            return f"contains `{word}`, which imitates `{target}` with look-alike characters", tokens
+            return f"contains `{word}`, which imitates `{target}` with look-alike characters"
+    for token in tokens:
+        if token.kind != "symbol" or token.text.isascii():
+            continue
+        folded = unicodedata.normalize("NFKC", token.text)
+        if token.text in _LOOKALIKE_PUNCTUATION or (folded.isascii() and not folded.isalnum()):
+            imitated = "#" if token.text in "♯⋕⌗" else folded
+            return (
+                f"contains `{token.text}` (U+{ord(token.text[0]):04X}) on line {token.line}, "
+                f"which imitates `{imitated}` with a look-alike character"
+            )
+    return None
+
+
+def _reason(word: str) -> str:
+    return _COMMAND_REASONS.get(word) or _FORBIDDEN_IDENTIFIERS.get(word) or f"uses `{word}`"
+
+
+def _is_config_argument(tokens: list[Token], index: int) -> bool:
+    return (
+        tokens[index].text == "("
+        and index + 2 < len(tokens)
+        and tokens[index + 1].kind == "ident"
+        and tokens[index + 1].name in _CONFIG_NAMES
+        and tokens[index + 2].text == ":="
+    )
+
+
+def _token_problem(
+    tokens: list[Token], index: int, *, allow_declaration: bool, allow_sorry: bool = False
+) -> tuple[str | None, int]:
+    """The checks of the one token at `index`: a reason or None, and the index to continue from."""
+    token = tokens[index]
+    if token.kind == "hash":
+        command = _hash_command(token.text)
+        if command is not None:
+            return f"runs the command `{command}`; commands are not allowed here", index
+    elif token.kind == "string":
+        if "{" in token.text and index > 0 and tokens[index - 1].text.endswith("!"):
+            return "contains an interpolated string, which runs code", index
+    elif token.text == "@[":
+        return "adds attributes (`@[...]`), which can declare or change things", index
+    elif _is_config_argument(tokens, index):
+        return _check_config(tokens, index)
+    elif token.kind == "ident":
+        name = token.name
+        found = _forbidden_name(name)
+        if found is not None and not (allow_sorry and found == "sorry"):
+            return _reason(found), index
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        if (
+            name in _EVALUATING_ELABORATORS
+            and following is not None
+            and following.text == "%"
+            and following.start == token.start + len(token.text)
+        ):
+            return _EVALUATING_ELABORATORS[name], index
+        if name == "set_option":
+            return _check_set_option(tokens, index)
+        if name == "open":
+            return _check_open(tokens, index)
+        if name.startswith("aesop"):
+            return _check_aesop(tokens, index)
+        if name == "private":
+            return _reason("private"), index
+        if name in ("theorem", "lemma") and allow_declaration:
+            return None, index + 1
+        if name in _COMMAND_REASONS:
+            return _reason(name), index
+    return None, index + 1
+
+
+def _scan(text: str, *, allow_declaration: bool, allow_sorry: bool = False) -> tuple[str | None, list[Token]]:
+    """Shared checks of code text: a reason, or None, and the tokens (for the statement checks)."""
+    try:
+        tokens = tokenize(text)
+    except GuardViolation as violation:
+        return str(violation), []
+    problem = lookalike_problem(text, tokens) or _nesting_problem(tokens)
+    if problem is not None:
+        return problem, tokens
     index = 0
     while index < len(tokens):
-        token = tokens[index]
-        if token.kind == "hash":
-            command = _hash_command(token.text)
-            if command is not None:
-                return f"runs the command `{command}`; commands are not allowed here", tokens
-        elif token.kind == "string":
-            if "{" in token.text and index > 0 and tokens[index - 1].text.endswith("!"):
-                return "contains an interpolated string, which runs code", tokens
-            for word, _ in _code_words(token.text, [token]):
-                found = _forbidden_name(word.replace("«", "").replace("»", ""))
-                if found is not None:
-                    return f"mentions `{found}` in a string literal", tokens
-        elif token.text == "@[":
-            return "adds attributes (`@[...]`), which can declare or change things", tokens
-        elif token.kind == "ident":
-            name = token.name
-            found = _forbidden_name(name)
-            if found is not None:
-                return _reason(found), tokens
-            if name == "set_option":
-                problem, index = _check_set_option(tokens, index)
-                if problem is not None:
-                    return problem, tokens
-                continue
-            if name == "open":
-                problem, index = _check_open(tokens, index)
-                if problem is not None:
-                    return problem, tokens
-                continue
-            if name == "private":
-                return _reason("private"), tokens
-            if name in ("theorem", "lemma") and allow_declaration:
-                index += 1
-                continue
-            if name in _COMMAND_REASONS:
-                return _reason(name), tokens
-        index += 1
+        problem, index = _token_problem(tokens, index, allow_declaration=allow_declaration, allow_sorry=allow_sorry)
+        if problem is not None:
+            return problem, tokens
     return None, tokens
 
 
-def check_proof_text(proof: str) -> str | None:
+def size_problem(text: str, limit: int, what: str, setting: str) -> str | None:
+    """Why `text` is too large to check (its UTF-8 size over `limit` bytes), or None.
+
+    Cheap on any input: the character count bounds the byte count from both sides before encoding.
+    `what` names the text (`the proof`), `setting` the option that raises the limit.
+    """
+    if len(text) <= limit // 4:
+        return None
+    size = len(text) if len(text) > limit else len(text.encode("utf-8"))
+    if size <= limit:
+        return None
+    return f"{what} is {size:,} bytes long; the limit is {limit:,} bytes (setting `{setting}`)"
+
+
+def check_proof_text(proof: str, *, max_bytes: int = MAX_PROOF_BYTES) -> str | None:
     """Why `proof` (a tactic block or term after `:=`) must not be sent to Lean, or None if it may.
 
-    The reason starts with "the proof ..." and names what was found.
+    The size limit (`max_bytes` of UTF-8) is checked before anything else. The reason starts with
+    "the proof ..." and names what was found.
     """
+    too_large = size_problem(proof, max_bytes, "the proof", "lean.policy.max_proof_bytes")
+    if too_large is not None:
+        return too_large
     problem, _ = _scan(proof, allow_declaration=False)
     return None if problem is None else f"the proof {problem}"
 
 
-def check_tactic_text(tactic: str) -> str | None:
-    """Why one tactic (possibly several lines: a `calc`, a `·` block) must not be run, or None if it may."""
+def check_tactic_text(tactic: str, *, max_bytes: int = MAX_PROOF_BYTES) -> str | None:
+    """Why one tactic (possibly several lines: a `calc`, a `·` block) must not be run, or None if it may.
+
+    A tactic shares the proof's size limit (`max_bytes`), checked first.
+    """
+    too_large = size_problem(tactic, max_bytes, "the tactic", "lean.policy.max_proof_bytes")
+    if too_large is not None:
+        return too_large
     problem, _ = _scan(tactic, allow_declaration=False)
     return None if problem is None else f"the tactic {problem}"
 
 
-def check_statement_text(statement: str) -> str | None:
+def check_sketch_text(text: str, *, max_bytes: int = MAX_PROOF_BYTES) -> str | None:
+    """Why a text to `check` for holes (a sketch: theorems whose proofs may hold `sorry`) must not reach Lean.
+
+    Everything `check_proof_text` refuses is refused here too, except the word `sorry` itself (a hole
+    is the point of a sketch) and `theorem`/`lemma` declarations. `check` reports holes; it never
+    gives a verdict, so a sketch's proofs are verified separately, where `sorry` is refused again.
+    """
+    too_large = size_problem(text, max_bytes, "the text", "lean.policy.max_proof_bytes")
+    if too_large is not None:
+        return too_large
+    problem, _ = _scan(text, allow_declaration=True, allow_sorry=True)
+    return None if problem is None else f"the text {problem}"
+
+
+def check_statement_text(statement: str, *, max_bytes: int = MAX_STATEMENT_BYTES) -> str | None:
     """Why a user-submitted statement must not be accepted, or None.
 
-    Accepted: exactly one `theorem NAME ... : TYPE` (or `lemma`) ending in `:= by` or `:=`, with
-    nothing after it, and none of what `check_proof_text` refuses anywhere in it.
+    Accepted: at most `max_bytes` of UTF-8 (checked first), exactly one `theorem NAME ... : TYPE`
+    (or `lemma`) ending in `:= by` or `:=`, with nothing after it, and none of what
+    `check_proof_text` refuses anywhere in it.
     """
+    too_large = size_problem(statement, max_bytes, "the statement", "lean.policy.max_statement_bytes")
+    if too_large is not None:
+        return too_large
     problem, tokens = _scan(statement, allow_declaration=True)
     if problem is not None:
         return f"the statement {problem}"
@@ -643,3 +944,25 @@ def check_statement_text(statement: str) -> str | None:
                 return None
             return "the statement has text after `:= by`; a statement carries no proof"
     return "the statement must end with `:= by` (or `:=`)"
+
+
+async def check_text_async(check: Callable[..., str | None], text: str, **limits: int) -> str | None:
+    """`check(text, **limits)` (one of the `check_*_text` functions) without blocking the event loop.
+
+    Text over `ASYNC_THRESHOLD_CHARS` is checked in a worker thread (`asyncio.to_thread`); shorter
+    text, and text over its size limit (refused at once), is checked inline, where a thread would cost
+    more than the check.
+    """
+    if len(text) <= ASYNC_THRESHOLD_CHARS or len(text) > limits.get("max_bytes", MAX_PROOF_BYTES):
+        return check(text, **limits)
+    return await asyncio.to_thread(functools.partial(check, text, **limits))
+
+
+async def check_proof_text_async(proof: str, *, max_bytes: int = MAX_PROOF_BYTES) -> str | None:
+    """`check_proof_text` for async callers: large proofs are checked off the event loop."""
+    return await check_text_async(check_proof_text, proof, max_bytes=max_bytes)
+
+
+async def check_tactic_text_async(tactic: str, *, max_bytes: int = MAX_PROOF_BYTES) -> str | None:
+    """`check_tactic_text` for async callers: large tactics are checked off the event loop."""
+    return await check_text_async(check_tactic_text, tactic, max_bytes=max_bytes)

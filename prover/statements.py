@@ -1,6 +1,9 @@
 """Reading theorem statements given by users: a statement string or a named theorem in a Lean file.
 
-Malformed input raises `StatementError` with a message that says what is wrong and where.
+Malformed input raises `StatementError` with a message that says what is wrong and where. The
+source policy (`lean_env.source_policy`, `lean.policy` in the settings) applies to both: sizes
+first, then the header (`--header`, or the text of a `--file` before its theorem), which may only
+import allowed modules, open namespaces and set allowed options.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from pathlib import Path
 
 from lean_env import lean_syntax
 from lean_env.guard import check_statement_text
+from lean_env.source_policy import DEFAULT_POLICY, SourcePolicy, check_header, check_sizes
 from lean_env.types import Problem
 
 MINIF2F_HEADER = "import Mathlib\n\nset_option maxHeartbeats 0\n\nopen BigOperators Real Nat Topology Rat\n\n"
@@ -29,11 +33,23 @@ def split_declaration(text: str, name: str | None = None) -> tuple[str, str, str
     return lean_syntax.split_declaration(text, name)
 
 
-def theorem_from_statement(statement: str, header: str = MINIF2F_HEADER, name: str | None = None) -> Problem:
+def theorem_from_statement(
+    statement: str,
+    header: str = MINIF2F_HEADER,
+    name: str | None = None,
+    policy: SourcePolicy = DEFAULT_POLICY,
+) -> Problem:
     """A `Theorem` from `theorem name <binders> : <type> := by` (the trailing `by` may be omitted).
 
-    Nothing after `:=` is allowed: the search writes the proof. Raises `StatementError`.
+    Nothing after `:=` is allowed: the search writes the proof. The statement and `header` must
+    pass `policy` (sizes, then the header's commands). Raises `StatementError`.
     """
+    too_large = check_sizes(policy, statement=statement, header=header)
+    if too_large is not None:
+        raise StatementError(f"--statement: {too_large}")
+    header_problem = check_header(header, policy)
+    if header_problem is not None:
+        raise StatementError(f"--header: {header_problem}")
     text = statement.strip()
     if not text:
         raise StatementError("--statement: the statement is empty")
@@ -56,7 +72,7 @@ def theorem_from_statement(statement: str, header: str = MINIF2F_HEADER, name: s
             "--statement: the statement has no type (expected `theorem name ... : <proposition> := by`)"
         )
     formal = text[:end] + " by"
-    problem = check_statement_text(formal)
+    problem = check_statement_text(formal, max_bytes=policy.max_statement_bytes)
     if problem is not None:
         raise StatementError(f"--statement: {problem}")
     return Problem(
@@ -66,8 +82,13 @@ def theorem_from_statement(statement: str, header: str = MINIF2F_HEADER, name: s
     )
 
 
-def theorem_from_file(path: Path, name: str) -> Problem:
-    """The theorem called `name` in the Lean file `path`; the text before it becomes the header."""
+def theorem_from_file(path: Path, name: str, policy: SourcePolicy = DEFAULT_POLICY) -> Problem:
+    """The theorem called `name` in the Lean file `path`; the text before it becomes the header.
+
+    That text must pass `policy` like any header: only `import`, `open` and `set_option` (so a file
+    whose theorem follows other declarations is refused, naming the first one's line). Raises
+    `StatementError`.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
@@ -82,7 +103,11 @@ def theorem_from_file(path: Path, name: str) -> Problem:
                 f"{path}, theorem {name}: the statement has no `:=`; write it as `theorem name ... := by`"
             )
         header, _, statement, _ = parts
-        problem = check_statement_text(statement)
+        problem = (
+            check_sizes(policy, statement=statement, header=header)
+            or check_header(header, policy)
+            or check_statement_text(statement, max_bytes=policy.max_statement_bytes)
+        )
         if problem is not None:
             raise StatementError(f"{path}, theorem {name}: {problem}")
         return Problem(name=name, header=header, formal_statement=statement.strip())

@@ -13,7 +13,9 @@ one dataset among any a user gives. Three sources are understood:
 
 A record's language is its `language` field, else the loader's `language=` argument, else Lean 4.
 Only Lean problems are checked for Lean's shape (a `theorem <name>` whose signature ends in
-`:= by`, found by `lean_env.lean_syntax`); other languages' statements are taken as written.
+`:= by`, found by `lean_env.lean_syntax`) and, at load time, against the source policy
+(`lean_env.source_policy`: statement and header sizes, a header of allowed `import`, `open` and
+`set_option` lines only); other languages' statements are taken as written.
 Malformed input raises `DatasetError` naming the file, the line (JSONL) and the field at fault.
 """
 
@@ -33,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lean_env.gitinfo import git_head, is_checkout_root
 from lean_env.lean_syntax import declarations, mask, split_declaration
+from lean_env.source_policy import DEFAULT_POLICY, SourcePolicy, check_header, check_sizes
 from lean_env.types import Language, Problem
 
 if TYPE_CHECKING:
@@ -209,6 +212,7 @@ def load_dataset(
     categories: Iterable[str | Category] | None = None,
     limit: int | None = None,
     language: Language | str | None = None,
+    policy: SourcePolicy = DEFAULT_POLICY,
 ) -> Dataset:
     """Read miniF2F from a checkout directory or a JSONL file, then apply the filters of `Dataset.select`.
 
@@ -217,15 +221,16 @@ def load_dataset(
     `load_dataset(minif2f_isabelle.jsonl, language="isabelle")` gives 488 Isabelle problems. A
     checkout is Lean 4. Problems come in split order (valid, then test) and, within a split, in file
     order (JSONL) or by name (checkout). Raises `DatasetError` when the path is missing, a record or
-    file is malformed, or a name appears twice.
+    file is malformed, a Lean problem breaks `policy` (its header or sizes; pass the settings'
+    `lean.policy`), or a name appears twice.
     """
     path = Path(path)
     if path.is_dir():
         if language is not None and Language(language) is not Language.LEAN4:
             raise DatasetError(f"{path}: a miniF2F-lean4 checkout holds Lean 4 problems, not {language}")
-        dataset = _load_checkout(path)
+        dataset = _load_checkout(path, policy)
     elif path.is_file():
-        dataset = _load_jsonl(path, language=_language_argument(language), splits=SPLITS)
+        dataset = _load_jsonl(path, language=_language_argument(language), splits=SPLITS, policy=policy)
     else:
         raise DatasetError(
             f"{path}: no such file or directory; give a miniF2F-lean4 checkout (run `prover setup`) "
@@ -242,17 +247,19 @@ def load_problems(
     pattern: str | None = None,
     categories: Iterable[str | Category] | None = None,
     limit: int | None = None,
+    policy: SourcePolicy = DEFAULT_POLICY,
 ) -> Dataset:
     """Read a user's JSONL file of problems (any names, any splits), then apply `Dataset.select`'s filters.
 
     Each record needs `name` and `formal_statement`; `header` defaults to empty, `split` to none,
     `category` to the miniF2F category the name implies (`other` for most names). Problems keep
-    file order. Raises `DatasetError` naming the line and field of a malformed record.
+    file order. Raises `DatasetError` naming the line and field of a malformed record, or of a Lean
+    record whose header or sizes break `policy`.
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such file; give a JSONL file with one problem (name, formal_statement) a line")
-    dataset = _load_jsonl(path, language=_language_argument(language), splits=None)
+    dataset = _load_jsonl(path, language=_language_argument(language), splits=None, policy=policy)
     return dataset.select(splits=splits, pattern=pattern, categories=categories, limit=limit)
 
 
@@ -310,7 +317,25 @@ def lean_statement_problem(statement: str) -> str | None:
     return None
 
 
-def _record_problem(record: _JsonlRecord, where: str, language: Language | None) -> Problem:
+class _PolicyCheck:
+    """The source policy at load time, each distinct header checked once (a benchmark repeats one)."""
+
+    def __init__(self, policy: SourcePolicy) -> None:
+        self.policy = policy
+        self._headers: dict[str, str | None] = {}
+
+    def problem(self, header: str, statement: str) -> tuple[str, str] | None:
+        """`(field, reason)` for the first breach of the policy, or None."""
+        too_large = check_sizes(self.policy, statement=statement)
+        if too_large is not None:
+            return "formal_statement", too_large
+        if header not in self._headers:
+            self._headers[header] = check_header(header, self.policy)
+        reason = self._headers[header]
+        return None if reason is None else ("header", reason)
+
+
+def _record_problem(record: _JsonlRecord, where: str, language: Language | None, policy: _PolicyCheck) -> Problem:
     if record.language is not None and language is not None and record.language is not language:
         raise DatasetError(
             f"{where}: field 'language': {record.language.value!r}, but the file was read as {language.value}"
@@ -323,6 +348,9 @@ def _record_problem(record: _JsonlRecord, where: str, language: Language | None)
             if record.header.lstrip().startswith("theory "):
                 hint = " (the header is an Isabelle theory: read the file with language=isabelle)"
             raise DatasetError(f"{where}: field 'formal_statement': {issue}{hint}")
+        breach = policy.problem(record.header, record.formal_statement)
+        if breach is not None:
+            raise DatasetError(f"{where}: field {breach[0]!r}: {breach[1]}")
     return Problem(
         name=record.name,
         header=record.header,
@@ -337,8 +365,11 @@ def _record_problem(record: _JsonlRecord, where: str, language: Language | None)
     )
 
 
-def _load_jsonl(path: Path, *, language: Language | None, splits: Sequence[str] | None) -> Dataset:
+def _load_jsonl(
+    path: Path, *, language: Language | None, splits: Sequence[str] | None, policy: SourcePolicy
+) -> Dataset:
     """Read one problem a line; `splits`, when given, are the only splits allowed (and their order)."""
+    check = _PolicyCheck(policy)
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -372,7 +403,7 @@ def _load_jsonl(path: Path, *, language: Language | None, splits: Sequence[str] 
         if record.name in seen:
             raise DatasetError(f"{where}: field 'name': {record.name!r} already appears on line {seen[record.name]}")
         seen[record.name] = number
-        problems.append(_record_problem(record, where, language))
+        problems.append(_record_problem(record, where, language, check))
     if not problems:
         raise DatasetError(f"{path}: no records")
     if splits is not None:
@@ -384,8 +415,9 @@ _SORRY_ONLY = re.compile(r"\s*by\s+sorry\s*")
 """What an upstream file holds after the statement's `:=`."""
 
 
-def _load_checkout(root: Path) -> Dataset:
+def _load_checkout(root: Path, policy: SourcePolicy) -> Dataset:
     digest = hashlib.sha256()
+    check = _PolicyCheck(policy)
     problems: list[Problem] = []
     found_any_dir = False
     for split in SPLITS:
@@ -396,7 +428,7 @@ def _load_checkout(root: Path) -> Dataset:
         for file in sorted(directory.glob("*.lean")):
             raw = file.read_bytes()
             digest.update(file.relative_to(root).as_posix().encode("utf-8") + b"\0" + raw + b"\0")
-            problems.append(_parse_theorem_file(file, raw, split, file.relative_to(root).as_posix()))
+            problems.append(_parse_theorem_file(file, raw, split, file.relative_to(root).as_posix(), check))
     if not found_any_dir:
         raise DatasetError(
             f"{root}: not a miniF2F-lean4 checkout (expected MiniF2F/Valid/*.lean and MiniF2F/Test/*.lean); "
@@ -412,7 +444,7 @@ def _load_checkout(root: Path) -> Dataset:
     return Dataset(tuple(problems), str(root), "checkout", digest.hexdigest())
 
 
-def _parse_theorem_file(file: Path, raw: bytes, split: str, relative: str) -> Problem:
+def _parse_theorem_file(file: Path, raw: bytes, split: str, relative: str, policy: _PolicyCheck) -> Problem:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -425,6 +457,9 @@ def _parse_theorem_file(file: Path, raw: bytes, split: str, relative: str) -> Pr
     header, name, statement, _ = parts
     if name != file.stem:
         raise DatasetError(f"{file}: the theorem is named {name!r} but the file is {file.name}")
+    breach = policy.problem(header, statement)
+    if breach is not None:
+        raise DatasetError(f"{file}: {breach[0].replace('formal_statement', 'statement')}: {breach[1]}")
     return Problem(
         name=name,
         header=header,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lean_env.lean_syntax import LEAN
+from lean_env.source_policy import SourcePolicy, check_header
 from lean_env.types import Language, Problem
 from prover.minif2f.dataset import Category, DatasetError, category_of, dojo_locations, load_dataset, load_problems
 from tests.evaluation.worlds import HEADER, NAMES, statement, write_jsonl
@@ -291,3 +292,57 @@ def test_dojo_locations_from_jsonl_sources_and_from_a_checkout(tmp_path: Path) -
         str(root),
         "MiniF2F/Test/imo_1959_p1.lean",
     )
+
+
+@pytest.mark.parametrize(
+    "file_name", ["minif2f_lean4.jsonl", "minif2f_lean4_llemma.jsonl", "minif2f_lean4_deepseek.jsonl"]
+)
+def test_every_minif2f_lean_header_passes_the_default_policy(file_name: str) -> None:
+    """All 488 problems of each miniF2F-lean4 variant load under the default source policy."""
+    dataset = load_dataset(shared_data_file(file_name))
+    assert len(dataset) == 488
+    assert all(check_header(problem.header) is None for problem in dataset.problems)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (
+            HEADER + "axiom cheat : False\n",
+            r"d\.jsonl:2: field 'header': the header's line \d+ \(`axiom cheat : False`\)",
+        ),
+        ("import Mathlib\nset_option warn.sorry false\n", r"d\.jsonl:2: field 'header': .*`warn\.sorry`"),
+        ('import Mathlib\n#eval IO.println "hi"\n', r"d\.jsonl:2: field 'header': the header's line 2"),
+        ("-- pad\n" * 2000, r"d\.jsonl:2: field 'header': the header is 14,000 bytes long"),
+    ],
+)
+def test_a_header_breaking_the_policy_is_refused_at_load_time(tmp_path: Path, header: str, message: str) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", NAMES[:1])
+    record = {"name": NAMES[1], "split": "test", "header": header, "formal_statement": statement(NAMES[1])}
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    with pytest.raises(DatasetError, match=message):
+        load_dataset(path)
+    with pytest.raises(DatasetError, match=message):
+        load_problems(path)
+
+
+def test_an_operator_can_widen_the_policy_and_a_checkout_is_checked_too(tmp_path: Path) -> None:
+    root = tmp_path / "checkout"
+    (root / "MiniF2F" / "Test").mkdir(parents=True)
+    name = NAMES[0]
+    (root / "MiniF2F" / "Test" / f"{name}.lean").write_text(
+        "import Project.Helpers\n\n" + statement(name) + " sorry", encoding="utf-8"
+    )
+    with pytest.raises(DatasetError, match=rf"{name}\.lean: header: .*imports `Project\.Helpers`"):
+        load_dataset(root)
+    widened = SourcePolicy(allowed_imports=("Project.*",))
+    assert load_dataset(root, policy=widened).names == [name]
+
+
+def test_an_oversized_statement_is_refused_at_load_time(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    record = {"name": "big", "split": "test", "header": HEADER, "formal_statement": statement("big")}
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"field 'formal_statement': the statement is .* bytes long"):
+        load_dataset(path, policy=SourcePolicy(max_statement_bytes=16))

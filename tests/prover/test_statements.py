@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from lean_env.source_policy import SourcePolicy
 from prover.statements import MINIF2F_HEADER, StatementError, theorem_from_file, theorem_from_statement
 from tests.shared_data import MINIF2F_JSONL, require_shared
 
@@ -47,14 +48,59 @@ def test_malformed_statements_say_what_is_wrong(statement: str, complaint: str) 
 def test_theorem_from_file_takes_text_before_as_header(tmp_path: Path) -> None:
     source = tmp_path / "T.lean"
     source.write_text(
-        "import Mathlib\n\nopen Nat\n\ntheorem first : 1 = 1 := by\n  rfl\n\n"
-        "theorem second (n : ℕ)\n    (h : 0 < n) : n ≠ 0 := by\n  omega\n",
+        "import Mathlib\n\n-- a comment\nopen Nat\n\ntheorem second (n : ℕ)\n    (h : 0 < n) : n ≠ 0 := by\n  omega\n",
         encoding="utf-8",
     )
     theorem = theorem_from_file(source, "second")
     assert theorem.formal_statement == "theorem second (n : ℕ)\n    (h : 0 < n) : n ≠ 0 := by"
-    assert theorem.header.startswith("import Mathlib")
-    assert "theorem first" in theorem.header
+    assert theorem.header == "import Mathlib\n\n-- a comment\nopen Nat\n\n"
+
+
+def test_theorem_from_file_refuses_declarations_before_the_theorem(tmp_path: Path) -> None:
+    """The text before the theorem goes to Lean verbatim, so it is a header and obeys the header policy."""
+    source = tmp_path / "T.lean"
+    source.write_text(
+        "import Mathlib\n\nopen Nat\n\naxiom cheat : False\n\ntheorem second (n : ℕ) : n = n := by\n  rfl\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(StatementError, match=r"theorem second: the header's line 5 \(`axiom cheat : False`\)"):
+        theorem_from_file(source, "second")
+
+
+def test_theorem_from_file_follows_a_widened_policy(tmp_path: Path) -> None:
+    source = tmp_path / "T.lean"
+    source.write_text("import TinyProject.Axioms\n\ntheorem t : 1 = 1 := by\n  rfl\n", encoding="utf-8")
+    with pytest.raises(StatementError, match=r"imports `TinyProject\.Axioms`, which is not allowed"):
+        theorem_from_file(source, "t")
+    policy = SourcePolicy(allowed_imports=("TinyProject.*",))
+    assert theorem_from_file(source, "t", policy).header == "import TinyProject.Axioms\n\n"
+
+
+@pytest.mark.parametrize(
+    ("header", "complaint"),
+    [
+        ("import Mathlib\naxiom cheat : False\n", "line 2 (`axiom cheat : False`)"),
+        ("import Mathlib\nset_option warn.sorry false\n", "`warn.sorry`"),
+        ('import Mathlib\n#eval IO.println "hi"\n', "line 2"),
+        ("import Mathlib\nmacro_rules | `(tactic| rfl) => `(tactic| sorry)\n", "macro_rules"),
+        ("import Lean.Elab\n", "imports `Lean.Elab`"),
+    ],
+)
+def test_a_header_outside_the_policy_is_refused(header: str, complaint: str) -> None:
+    with pytest.raises(StatementError, match="--header") as info:
+        theorem_from_statement("theorem t : 1 = 1 := by", header=header)
+    assert complaint in str(info.value)
+
+
+def test_sizes_are_checked_first_with_the_setting_to_change() -> None:
+    huge = "theorem t : " + " + ".join(["1"] * 10_000) + " = 0 := by"
+    with pytest.raises(StatementError, match=r"the statement is [\d,]+ bytes long; the limit is 16,384 bytes"):
+        theorem_from_statement(huge)
+    with pytest.raises(StatementError, match="max_header_bytes"):
+        theorem_from_statement("theorem t : 1 = 1 := by", header="-- pad\n" * 2000)
+    small = SourcePolicy(max_statement_bytes=10)
+    with pytest.raises(StatementError, match="limit is 10 bytes"):
+        theorem_from_statement("theorem t : 1 = 1 := by", policy=small)
 
 
 def test_theorem_from_file_names_what_it_found(tmp_path: Path) -> None:
