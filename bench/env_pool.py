@@ -11,10 +11,17 @@ header's environment), leased from the pool the way sessions and verification le
    bare asyncio round trip to the same stand-in (write the bytes, read up to the blank line,
    nothing else). CPU time of this process only, so the stand-in's own work and other load on the
    machine stay out of the figure; best of three. Wall-clock round trips are printed alongside.
+3. Verification latency: wall-clock time of `ReplLeanEnv.verify` on a proof the stand-in accepts,
+   one at a time, at the same stand-in latency (median and p95 of `--verify-requests` checks). Every
+   check runs in a fresh worker discarded afterwards: taking a pre-started spare, three requests (the
+   proof, the probe, a closing sentinel). Timed 0.25 s apart (the spare is
+   replaced in between, as between a search's checks; the headline figure) and back to back (each
+   check waits for a worker to start: the stand-in's start-up, `import Mathlib` for real Lean).
 
     .venv/bin/python bench/env_pool.py [--latency-ms 10] [--requests 400] [--overhead-requests 1000]
+        [--verify-requests 100]
 
-The last line is `pool_speedup_4_workers=<x> client_overhead_us=<n>`.
+The last line is `pool_speedup_4_workers=<x> client_overhead_us=<n> verify_p50_ms=<m>`.
 """
 
 from __future__ import annotations
@@ -30,8 +37,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lean_env.repl import CommandReply, ReplConfig, ReplPool, ReplProcess
+from lean_env.repl import CommandReply, ReplConfig, ReplLeanEnv, ReplPool, ReplProcess
 from lean_env.repl.wire import REPLY_TERMINATOR, command_request, encode_request
+from lean_env.types import Problem
 from tests.stand_ins.fake_repl import linear_theorem, stand_in_command, write_script
 
 HEADER = "import Mathlib\nset_option maxHeartbeats 400000\nopen BigOperators Real Nat Topology Rat\n\n"
@@ -132,7 +140,38 @@ async def client_round_trips(script: Path, requests: int) -> tuple[float, float]
         await pool.close()
 
 
-async def run(latency_ms: float, requests: int, overhead_requests: int) -> tuple[float, float]:
+async def verify_latencies(script: Path, latency_ms: float, requests: int, gap_s: float) -> tuple[float, float]:
+    """(median, p95) wall-clock ms of `ReplLeanEnv.verify` on an accepted proof, one at a time.
+
+    `gap_s` apart (not timed): with a gap the spare taken by one check is replaced before the next, as
+    between the checks of a search; back to back (0) each check waits for a worker to start.
+    """
+    env = ReplLeanEnv(config_for(script, latency_ms, 2))
+    problem = Problem(name="bench_t", header=HEADER, formal_statement=STATEMENT)
+    proof = "by\n  nlinarith [h₀, h₁]"
+    await env.warm_up(HEADER)
+    try:
+        first = await env.verify(problem, proof, 60)  # the first may wait for a spare to start
+        if not first.ok:
+            raise RuntimeError(f"the stand-in rejected the bench proof: {first.reason}")
+        await asyncio.sleep(0.5)
+        times = []
+        for _ in range(requests):
+            await asyncio.sleep(gap_s)
+            started = time.perf_counter()
+            verdict = await env.verify(problem, proof, 60)
+            times.append((time.perf_counter() - started) * 1000)
+            if not verdict.ok:
+                raise RuntimeError(f"the stand-in rejected the bench proof: {verdict.reason}")
+        times.sort()
+        return times[len(times) // 2], times[min(len(times) - 1, int(0.95 * len(times)))]
+    finally:
+        await env.close()
+
+
+async def run(
+    latency_ms: float, requests: int, overhead_requests: int, verify_requests: int
+) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory() as directory:
         script = write_script(Path(directory) / "bench.json", [linear_theorem(STATEMENT, ["nlinarith [h₀, h₁]"])])
         print(f"REPL stand-in at {latency_ms:g} ms per request, {requests} requests per configuration")
@@ -159,7 +198,16 @@ async def run(latency_ms: float, requests: int, overhead_requests: int) -> tuple
             f"client CPU per request: bare asyncio {raw_cpu * 1e6:.0f} µs, through the pool {client_cpu * 1e6:.0f} µs "
             f"-> client overhead {overhead_us:.0f} µs"
         )
-        return speedups[4], overhead_us
+        verify_p50, verify_p95 = await verify_latencies(script, latency_ms, verify_requests, 0.25)
+        print(
+            f"verify, one at a time at {latency_ms:g} ms latency, 0.25 s apart: "
+            f"p50 {verify_p50:.1f} ms, p95 {verify_p95:.1f} ms"
+        )
+        starved_p50, starved_p95 = await verify_latencies(script, latency_ms, verify_requests, 0.0)
+        print(
+            f"verify, back to back (each waits for a worker start): p50 {starved_p50:.1f} ms, p95 {starved_p95:.1f} ms"
+        )
+        return speedups[4], overhead_us, verify_p50
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,11 +215,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=10.0, help="stand-in latency per request")
     parser.add_argument("--requests", type=int, default=400, help="requests per configuration")
     parser.add_argument("--overhead-requests", type=int, default=1000, help="requests per overhead measurement")
+    parser.add_argument("--verify-requests", type=int, default=100, help="verifications timed one at a time")
     args = parser.parse_args(argv)
-    if args.requests < 1 or args.overhead_requests < 1 or args.latency_ms < 0:
-        parser.error("--requests and --overhead-requests must be >= 1, --latency-ms >= 0")
-    speedup, overhead_us = asyncio.run(run(args.latency_ms, args.requests, args.overhead_requests))
-    print(f"pool_speedup_4_workers={speedup:.2f} client_overhead_us={overhead_us:.0f}")
+    if min(args.requests, args.overhead_requests, args.verify_requests) < 1 or args.latency_ms < 0:
+        parser.error("--requests, --overhead-requests and --verify-requests must be >= 1, --latency-ms >= 0")
+    speedup, overhead_us, verify_p50 = asyncio.run(
+        run(args.latency_ms, args.requests, args.overhead_requests, args.verify_requests)
+    )
+    print(f"pool_speedup_4_workers={speedup:.2f} client_overhead_us={overhead_us:.0f} verify_p50_ms={verify_p50:.1f}")
     return 0
 
 

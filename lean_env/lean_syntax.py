@@ -227,15 +227,20 @@ def declaration_name(statement: str) -> str:
     return found[0].name
 
 
-_HEADER_LINE = re.compile(r"[ \t]*(?:import[ \t][^\n]*)?[ \t]*(?:\n|$)")
+# A header line: `import M`, `open A B`, or `set_option NAME VALUE` (not the `... in` forms, which bind to
+# the command after them), or blank.
+_HEADER_LINE = re.compile(
+    r"[ \t]*(?:(?:import|open|set_option)[ \t](?![^\n]*[ \t]in[ \t]*(?:\n|$))[^\n]*)?[ \t]*(?:\n|$)"
+)
 
 
 def split_header(text: str) -> tuple[str, str]:
-    """`(header, body)`: the leading `import` lines of `text` (with blank and comment lines among them), the rest.
+    """`(header, body)`: the leading `import`, `open` and `set_option` lines of `text`, and the rest.
 
-    The header ends at a line break (or the end of the text), so a body position is the text's own
-    position moved down by `header.count("\n")` lines. Blank lines after the imports stay in the
-    header. A text without `import` lines has an empty header.
+    Those are what a header may hold (`lean_env.source_policy`); blank and comment lines among and
+    after them stay in the header. The header ends at a line break (or the end of the text), so a
+    body position is the text's own position moved down by `header.count("\n")` lines. A text that
+    starts with anything else has an empty header.
     """
     scan = mask(text)
     index = 0

@@ -74,6 +74,13 @@ class ReplConfig(BaseModel):
     """How often a request whose worker crashed is retried on a fresh worker before `BackendCrashed`."""
     stderr_tail_bytes: int = Field(default=16384, ge=1)
     """How much of a process's standard error is kept to attach to infrastructure errors."""
+    verify_spares: int = Field(default=1, ge=0)
+    """Verification workers kept started ahead, per header: each check runs in a fresh worker that has
+    elaborated only the header and is discarded afterwards, so a spare spares the check `import Mathlib`.
+    They are extra processes beyond `workers`."""
+    max_verify_workers: int = Field(default=2, ge=1)
+    """At most this many verification workers (spares, starting and checking) at once, beyond `workers`;
+    further checks wait for one."""
     spread_tactics: bool = True
     """Run a tactic on an idle worker of the same header (replaying its state there) when the session's
     home worker is busy, so concurrent candidates of one expansion use several processes."""

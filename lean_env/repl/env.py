@@ -15,8 +15,30 @@ tactic runs instead on a worker of the same header that is idle right now (a *gu
 the state's path there; with `ReplConfig.spread_tactics` off every tactic waits for the home.
 Lean is deterministic, so the outcome is the one the home worker would have given.
 
-Verification runs the part of the check file after the header (statement, proof, `#print axioms`)
-as a command on the header's environment: a fresh environment that shares only the header.
+Verification (`verify`) is hardened against the process it reads from, because that process runs
+the untrusted text: code evaluated while a proof elaborates (a tactic's `(config := ...)` term,
+Mathlib's `eval%`, `plausible`) can write bytes to the REPL's own standard output. Layers, and what
+each one stops:
+1. a fresh worker per check (`ReplPool.acquire_fresh`): it has elaborated only the header, served no
+   one, and is discarded afterwards. Stops anything a proof leaves behind (a background task, output
+   written late, a changed environment) from answering another check or a search's tactic.
+2. two requests read strictly in order: the proof (header's environment, statement, proof; no
+   `#print axioms`), then, only once its reply was read, the trusted `Probe` of
+   `lean_env.verification` on the environment that reply names. Each reply's env number must be the
+   next one of this worker (header + 1, then + 1 again). A reply forged during elaboration is read as
+   the proof's reply and the real one as the probe's, so the env number or the nonce (next layer) does
+   not match: `VerifyStatus.REPLY_MISMATCH`, never a pass and never retried.
+3. the probe's nonce: the probe's answers name declarations drawn at random after the proof's reply
+   was read, and its canary has a known axiom list, so no output written in advance answers it, and
+   a `#print axioms` rewritten to always answer cleanly (a header's `macro_rules`) is caught; the
+   alias typed by a fresh elaboration of the problem's statement makes Lean check the statement.
+4. a closing sentinel: a third request (a comment naming the nonce) whose reply must be the next
+   block, an empty reply on the next env number. A forged block still in the pipe, or one written
+   late by a task the proof left running, is read in its place: `REPLY_MISMATCH`. So are bytes that
+   are not a reply at all. (One more round trip costs less than waiting for the process to exit.)
+What these do not stop: code that reads the worker's standard input (`/dev/stdin`) to learn the
+probe and keeps running to answer it. Only a verdict from a process that never elaborated the text
+(the comparator judge) stops that; the text guard keeps the known ways of running code out first.
 `check` does the same for any text, with the header split off (leading `import` lines), and
 reports every `sorry` as a `Hole` whose positions refer to the whole text.
 
@@ -35,12 +57,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from lean_env.errors import BackendCrashed, BackendTimeout, HoleUnavailable
-from lean_env.guard import check_statement_text, check_tactic_text
+from lean_env.guard import (
+    ASYNC_THRESHOLD_CHARS,
+    check_proof_text_async,
+    check_sketch_text,
+    check_tactic_text_async,
+    check_text_async,
+)
 from lean_env.lean_syntax import LEAN, LeanSyntax, split_header
 from lean_env.repl.config import ReplConfig
 from lean_env.repl.pool import PoolStats, ReplPool, WorkerGone
 from lean_env.repl.process import ReplProcess
-from lean_env.repl.wire import ReplError, ReplSorry, TacticReply, tactic_outcome
+from lean_env.repl.wire import CommandReply, ReplError, ReplSorry, TacticReply, tactic_outcome
+from lean_env.source_policy import DEFAULT_POLICY, SourcePolicy, check_header, check_sizes, enforce_policy
 from lean_env.types import (
     CheckResult,
     Hole,
@@ -57,7 +86,7 @@ from lean_env.types import (
     VerifyResult,
     VerifyStatus,
 )
-from lean_env.verification import build_check_file, judge, precheck
+from lean_env.verification import Probe, judge_probe, make_probe, precheck
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +211,7 @@ class ReplSession:
         """Apply `tactic` to `state` (a state of this session) within `timeout` seconds."""
         if self._closed:
             raise BackendCrashed("run_tactic on a closed REPL session")
-        problem = check_tactic_text(tactic)
+        problem = await check_tactic_text_async(tactic, max_bytes=self._env.policy.max_proof_bytes)
         if problem is not None:
             return TacticError(TacticErrorKind.UNSAFE, problem)
         path = self._path_of(state)
@@ -407,9 +436,14 @@ class ReplLeanEnv:
     be open at once; they share the pool's workers.
     """
 
-    def __init__(self, config: ReplConfig, *, pool: ReplPool | None = None) -> None:
+    def __init__(
+        self, config: ReplConfig, *, pool: ReplPool | None = None, policy: SourcePolicy = DEFAULT_POLICY
+    ) -> None:
         self.config = config
         self.pool = pool if pool is not None else ReplPool(config)
+        self.policy = policy
+        """What a problem's header, statement and proofs may contain and how large they may be; applied
+        before anything reaches a worker (`lean_env.source_policy`). An operator's setting, never a request's."""
 
     @property
     def syntax(self) -> LeanSyntax:
@@ -425,10 +459,11 @@ class ReplLeanEnv:
         elaborate (`BackendStartError`), crashes, a full pool. `HoleUnavailable` when `hole` does
         not come from this backend's `check`.
         """
+        # Sizes, the header policy and the statement guard, before any worker elaborates the header.
+        policy_problem = enforce_policy(problem, self.policy)
+        if policy_problem is not None:
+            return InvalidStatement(problem.name, f"the problem {problem.name} was refused: {policy_problem}")
         if hole is None:
-            refused = check_statement_text(problem.formal_statement)
-            if refused is not None:
-                return InvalidStatement(problem.name, f"the statement of {problem.name} was refused: {refused}")
             session = ReplSession(self, problem)
         else:
             handle = hole.state.handle
@@ -462,6 +497,16 @@ class ReplLeanEnv:
             body = text[len(header) :]
         loop = asyncio.get_running_loop()
         started = loop.time()
+        # The header goes through the policy and the rest through the guard (holes allowed): `check` runs
+        # text a model or a user wrote, so it must not reach Lean with commands or code in it either.
+        policy_problem = (
+            check_sizes(self.policy, header=header)
+            or check_header(header, self.policy)
+            or await check_text_async(check_sketch_text, body, max_bytes=self.policy.max_proof_bytes)
+        )
+        if policy_problem is not None:
+            message = LeanMessage(Severity.ERROR, f"the text was refused before Lean: {policy_problem}")
+            return CheckResult(text, (message,), (), seconds=0.0)
         shift = _Shift(header)
         crashes = 0
         while True:
@@ -490,51 +535,119 @@ class ReplLeanEnv:
         return CheckResult(text, messages, holes, seconds=seconds)
 
     async def verify(self, theorem: Problem, proof: str, timeout: float) -> VerifyResult:
-        """Re-check `LEAN.proof_file(theorem, proof)` in a fresh environment derived from the header.
+        """Re-check `LEAN.proof_file(theorem, proof)` in a fresh worker, hardened as the module docstring says.
 
-        Never raises for a bad proof (a timeout is `VerifyStatus.TIMEOUT`); raises `BackendCrashed`
-        when `config.crash_retries + 1` workers crashed on it.
+        Never raises for a bad proof (a timeout is `VerifyStatus.TIMEOUT`, output that is not the
+        replies to our requests `VerifyStatus.REPLY_MISMATCH`); raises `BackendCrashed` when
+        `config.crash_retries + 1` workers crashed on it (exited without answering).
+        """
+        refused = enforce_policy(theorem, self.policy) or await check_proof_text_async(
+            proof, max_bytes=self.policy.max_proof_bytes
+        )
+        if refused is not None:
+            return VerifyResult(
+                VerifyStatus.GUARD_REJECTED, reason=refused, checked_text=LEAN.proof_file(theorem, proof)
+            )
+        rejected = precheck(theorem, proof) if len(proof) <= ASYNC_THRESHOLD_CHARS else None
+        if rejected is not None:
+            return rejected
+        return await self.check_proof(theorem, proof, timeout)
+
+    async def check_proof(self, theorem: Problem, proof: str, timeout: float) -> VerifyResult:
+        """The Lean-side layers of `verify` alone, without the text guard in front of them.
+
+        For tests that show which layer stops an attack the guard would also stop; a caller that wants
+        a verdict calls `verify`. The judge still applies the guard to the proof it finds in the text.
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
-        rejected = precheck(theorem, proof)
-        if rejected is not None:
-            return rejected
-        text = build_check_file(theorem, proof)
+        text = LEAN.proof_file(theorem, proof)
         body = text[len(theorem.header) :] if text.startswith(theorem.header) else text
         crashes = 0
         while True:
-            worker = await self.pool.acquire(theorem.header)
+            worker = await self.pool.acquire_fresh(theorem.header)
             try:
-                reply = await worker.command(body, env=worker.header_env, timeout=timeout)
-                break
-            except BackendTimeout:
-                return VerifyResult(
-                    VerifyStatus.TIMEOUT,
-                    reason=f"Lean did not finish checking the proof within {timeout:g} s",
-                    checked_text=text,
-                    seconds=loop.time() - started,
-                )
+                return await self._check_on(worker, theorem, text, body, timeout, started)
             except BackendCrashed as error:
                 crashes += 1
                 if crashes > self.config.crash_retries:
                     raise
                 logger.warning("Lean REPL crashed verifying %s; retrying: %s", theorem.name, error)
             finally:
-                self.pool.release(worker)
-        seconds = loop.time() - started
-        if isinstance(reply, ReplError):
-            return VerifyResult(
-                VerifyStatus.BACKEND_ERROR,
-                reason=f"the REPL refused the check: {reply.message}",
-                checked_text=text,
-                seconds=seconds,
+                self.pool.discard(worker)
+
+    async def _check_on(
+        self, worker: ReplProcess, theorem: Problem, text: str, body: str, timeout: float, started: float
+    ) -> VerifyResult:
+        loop = asyncio.get_running_loop()
+
+        def rejection(status: VerifyStatus, reason: str) -> VerifyResult:
+            return VerifyResult(status, reason=reason, checked_text=text, seconds=loop.time() - started)
+
+        deadline = started + timeout
+        expected_env = 0 if worker.header_env is None else worker.header_env + 1
+        probe: Probe | None = None
+        try:
+            first = await worker.command(body, env=worker.header_env, timeout=max(deadline - loop.time(), 0.001))
+            if isinstance(first, ReplError):
+                return rejection(VerifyStatus.BACKEND_ERROR, f"the REPL refused the check: {first.message}")
+            if first.env != expected_env:
+                return rejection(
+                    VerifyStatus.REPLY_MISMATCH,
+                    f"the reply to the proof names environment {first.env}, not {expected_env}: not Lean's reply",
+                )
+            # Drawn only now, after the proof's reply was read: nothing written before can name it.
+            probe = make_probe(theorem)
+            second = await worker.command(
+                probe.command, env=first.env, timeout=max(deadline - loop.time(), self.config.command_timeout_s)
             )
-        return judge(theorem, text, reply.messages, seconds)
+        except BackendTimeout:
+            return rejection(VerifyStatus.TIMEOUT, f"Lean did not finish checking the proof within {timeout:g} s")
+        except BackendCrashed as error:
+            if worker.death == "protocol":
+                # Bytes that are not a reply, or a reply of the wrong kind: written by the proof, not by the REPL.
+                return rejection(VerifyStatus.REPLY_MISMATCH, f"the worker wrote output that is not a reply: {error}")
+            raise
+        if isinstance(second, ReplError):
+            return rejection(
+                VerifyStatus.REPLY_MISMATCH, f"the probe was refused ({second.message}): the proof's reply was forged"
+            )
+        if second.env != first.env + 1:
+            return rejection(
+                VerifyStatus.REPLY_MISMATCH,
+                f"the reply to the probe names environment {second.env}, not {first.env + 1}: replies out of step",
+            )
+        arguments = (theorem, text, first.messages, probe, second.messages, loop.time() - started)
+        # The judge re-reads the proof with the guard: off the event loop when the proof is large.
+        verdict = (
+            await asyncio.to_thread(judge_probe, *arguments)
+            if len(text) > ASYNC_THRESHOLD_CHARS
+            else judge_probe(*arguments)
+        )
+        if verdict.status is VerifyStatus.REPLY_MISMATCH:
+            return verdict
+        try:
+            closing = await worker.command(
+                f"-- end of check {probe.nonce}", env=second.env, timeout=self.config.command_timeout_s
+            )
+        except BackendTimeout:
+            return rejection(VerifyStatus.REPLY_MISMATCH, "the worker did not answer the closing sentinel")
+        except BackendCrashed as error:
+            if worker.death == "protocol":
+                return rejection(VerifyStatus.REPLY_MISMATCH, f"the worker wrote output that is not a reply: {error}")
+            raise
+        if not isinstance(closing, CommandReply) or closing.env != second.env + 1 or closing.messages:
+            # Honest Lean answers a comment with nothing but the next env; this is output written by the proof.
+            return rejection(
+                VerifyStatus.REPLY_MISMATCH,
+                f"the reply to the closing sentinel is not the next empty reply: {str(closing)[:200]}",
+            )
+        return verdict
 
     async def warm_up(self, header: str, workers: int | None = None) -> None:
-        """Start workers for `header` ahead of the first search."""
+        """Start workers for `header` ahead of the first search (and, in the background, verification spares)."""
         await self.pool.warm_up(header, workers)
+        self.pool.prepare_fresh(header)
 
     def stats(self) -> PoolStats:
         return self.pool.stats()

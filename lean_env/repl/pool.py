@@ -18,6 +18,15 @@ it died. Waiters pinned to a worker that goes away get `WorkerGone` and replay e
 Retired workers are replaced at once (the next request should not wait for `import Mathlib`);
 after crashes and failed starts the replacement waits `restart_backoff_s`, doubling per
 consecutive failure up to `max_restart_backoff_s`.
+
+Verification workers (`acquire_fresh`, `discard`) are apart from all of that: a whole-proof check
+elaborates untrusted text, and code run while elaborating can write to the process's output or
+leave state behind, so each check gets a process that has elaborated only the header, served
+nobody, and is never handed out again. To keep checks from waiting for `import Mathlib`, up to
+`verify_spares` such workers per header are started ahead (from the header alone: a warm template
+in the sense that nothing but the header ran in it) and each one taken is replaced in the
+background; at most `max_verify_workers` exist at once, beyond `workers`. Sessions, `check` and
+`try_acquire` never see them.
 """
 
 from __future__ import annotations
@@ -63,6 +72,12 @@ class PoolStats:
     latency_p50_ms: float
     latency_p95_ms: float
     latency_max_ms: float
+    verify_workers: int = 0
+    """Verification workers alive now (spares, starting, checking)."""
+    verify_starts: int = 0
+    """Verification workers started so far (one per check, plus the spares still waiting)."""
+    verify_requests: int = 0
+    """Requests sent to verification workers (not counted in `requests` and the latency figures)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -100,6 +115,13 @@ class ReplPool:
         self._start_failures = 0
         self._recycled = 0
         self._acquire_timeouts = 0
+        # Verification workers: ready spares per header, starts in flight, callers waiting, all alive.
+        self._spares: dict[str, deque[ReplProcess]] = {}
+        self._fresh_starting: dict[str, int] = {}
+        self._fresh_waiters: dict[str, deque[asyncio.Future[ReplProcess]]] = {}
+        self._fresh: set[ReplProcess] = set()
+        self._fresh_starts = 0
+        self._verify_requests = 0
 
     # -- leases ---------------------------------------------------------------------------------
 
@@ -223,6 +245,9 @@ class ReplPool:
             latency_p50_ms=statistics.median(latencies) * 1000 if latencies else 0.0,
             latency_p95_ms=quantile(0.95),
             latency_max_ms=latencies[-1] * 1000 if latencies else 0.0,
+            verify_workers=len(self._fresh) + sum(self._fresh_starting.values()),
+            verify_starts=self._fresh_starts,
+            verify_requests=self._verify_requests,
         )
 
     @property
@@ -240,15 +265,152 @@ class ReplPool:
             for waiter in queue:
                 if not waiter.future.done():
                     waiter.future.set_exception(closed)
+        for futures in self._fresh_waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(closed)
+        self._fresh_waiters.clear()
+        self._spares.clear()
         self._waiters.clear()
         self._pinned.clear()
         self._signal_idle(*self._idle_signals)
         for task in list(self._tasks):
             task.cancel()
         workers, self._workers = self._workers, []
-        await asyncio.gather(*(w.close() for w in workers), return_exceptions=True)
+        fresh, self._fresh = list(self._fresh), set()
+        await asyncio.gather(*(w.close() for w in (*workers, *fresh)), return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- verification workers -------------------------------------------------------------------
+
+    async def acquire_fresh(self, header: str, *, timeout: float | None = None) -> ReplProcess:
+        """A worker that has elaborated only `header` and served nobody, for one check; give it to `discard`.
+
+        It is a ready spare when there is one (and a replacement starts in the background), else one
+        started for the caller; never a shared worker, never one used before. Raises
+        `BackendStartError` when it fails to start, `PoolExhausted` when none is ready within
+        `timeout` (default `acquire_timeout_s`) plus `start_timeout_s`.
+        """
+        if self._closed:
+            raise BackendCrashed("the Lean REPL pool is closed")
+        ready = self._spares.setdefault(header, deque())
+        while ready:
+            worker = ready.popleft()
+            if worker.alive:
+                worker.leased = True
+                self._top_up_fresh()
+                return worker
+            self._drop_fresh(worker)
+        future: asyncio.Future[ReplProcess] = asyncio.get_running_loop().create_future()
+        self._fresh_waiters.setdefault(header, deque()).append(future)
+        self._top_up_fresh()
+        wait_s = (self.config.acquire_timeout_s if timeout is None else timeout) + self.config.start_timeout_s
+        try:
+            async with asyncio.timeout(wait_s):
+                return await asyncio.shield(future)
+        except TimeoutError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                return future.result()
+            future.cancel()
+            self._acquire_timeouts += 1
+            raise PoolExhausted(
+                f"no fresh Lean REPL worker for verification within {wait_s:g} s "
+                f"({len(self._fresh)} of {self.config.max_verify_workers} in use)"
+            ) from None
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.discard(future.result())
+            else:
+                future.cancel()
+            raise
+
+    def discard(self, worker: ReplProcess) -> None:
+        """Retire a worker from `acquire_fresh` for good (stopping it if still running); safe twice."""
+        self._drop_fresh(worker)
+        self._top_up_fresh()
+
+    def _drop_fresh(self, worker: ReplProcess) -> None:
+        worker.retiring = True
+        worker.leased = False
+        if worker in self._fresh:
+            self._fresh.discard(worker)
+            if worker.alive:
+                self._track(worker.kill("closed"))
+
+    def prepare_fresh(self, header: str) -> None:
+        """Start the `verify_spares` spare verification workers of `header` in the background."""
+        self._spares.setdefault(header, deque())
+        self._top_up_fresh()
+
+    def _top_up_fresh(self) -> None:
+        """Start verification workers: one per waiting caller first, then spares, within the cap."""
+        if self._closed:
+            return
+        callers: list[tuple[str, int]] = []
+        spares: list[tuple[str, int]] = []
+        for header in list(self._spares.keys() | self._fresh_waiters.keys()):
+            waiting = sum(1 for future in self._fresh_waiters.get(header, ()) if not future.done())
+            starting = self._fresh_starting.get(header, 0)
+            # Starts in flight go to callers first; what is left over becomes spares.
+            left_over = len(self._spares.get(header, ())) + starting - waiting
+            callers.append((header, max(0, -left_over)))
+            spares.append((header, max(0, self.config.verify_spares - max(0, left_over))))
+        for wanted, for_caller in ((callers, True), (spares, False)):
+            for header, count in wanted:
+                for _ in range(count):
+                    full = len(self._fresh) + sum(self._fresh_starting.values()) >= self.config.max_verify_workers
+                    if full and (not for_caller or not self._evict_spare(header)):
+                        break
+                    self._fresh_starting[header] = self._fresh_starting.get(header, 0) + 1
+                    self._track(self._start_fresh(header))
+
+    def _evict_spare(self, header: str) -> bool:
+        """Stop a ready spare of another header to make room for a caller of `header`."""
+        for other, ready in self._spares.items():
+            if other != header and ready:
+                self._drop_fresh(ready.popleft())
+                return True
+        return False
+
+    async def _start_fresh(self, header: str) -> ReplProcess:
+        worker = ReplProcess(self.config, header, observer=self._observe_fresh)
+        try:
+            await worker.start()
+        except BackendStartError as error:
+            self._fresh_starting[header] -= 1
+            self._start_failures += 1
+            logger.warning("Lean REPL verification worker failed to start: %s", error.message)
+            for future in self._fresh_waiters.pop(header, deque()):
+                if not future.done():
+                    future.set_exception(error)
+            raise
+        except BaseException:
+            self._fresh_starting[header] -= 1
+            await worker.kill("closed")
+            raise
+        self._fresh_starting[header] -= 1
+        self._fresh_starts += 1
+        if self._closed:
+            await worker.close()
+            raise BackendCrashed("the Lean REPL pool was closed")
+        self._fresh.add(worker)
+        waiters = self._fresh_waiters.get(header)
+        while waiters:
+            future = waiters.popleft()
+            if not future.done():
+                worker.leased = True
+                future.set_result(worker)
+                return worker
+        self._spares.setdefault(header, deque()).append(worker)
+        return worker
+
+    def _observe_fresh(self, seconds: float, outcome: str) -> None:
+        self._verify_requests += 1
+        if outcome == "timeout":
+            self._timeouts += 1
+        elif outcome != "ok":
+            self._crashes += 1
 
     # -- internals ------------------------------------------------------------------------------
 

@@ -95,14 +95,23 @@ class Backend:
 
 @pytest.fixture(params=["repl", "dojo"])
 async def backend(request: pytest.FixtureRequest, tiny_project: TinyProject) -> AsyncIterator[Backend]:
+    from lean_env.lean_syntax import split_declaration, split_header
+    from lean_env.types import Problem
     from prover.config import load_settings
-    from prover.statements import theorem_from_file
     from prover.wiring import build_env
 
     if request.param == "repl":
         try:
             # As an entry point does: the REPL `prover setup` built lives under the per-user data directory.
-            overrides = {"lean": {"backend": "repl", "project_dir": tiny_project.path, "repl": {"workers": 1}}}
+            # The tiny project's own modules are imports an operator allows, as any project's would be.
+            overrides = {
+                "lean": {
+                    "backend": "repl",
+                    "project_dir": tiny_project.path,
+                    "repl": {"workers": 1},
+                    "policy": {"allowed_imports": ["TinyProject", "TinyProject.*"]},
+                }
+            }
             env = build_env(load_settings(environ=os.environ, overrides=overrides).lean)
         except MissingDependency as error:
             pytest.skip(f"{error.what} is not available: {error.how}")
@@ -110,7 +119,13 @@ async def backend(request: pytest.FixtureRequest, tiny_project: TinyProject) -> 
             pytest.skip(f"the REPL backend is not importable: {error}")
 
         def make(file: str, name: str) -> Theorem:
-            return theorem_from_file(tiny_project.path / file, name)
+            # Header = the file's imports; the theorems before `name` are not part of its problem (a header
+            # may hold no declarations), and every tiny theorem stands on its own.
+            text = (tiny_project.path / file).read_text(encoding="utf-8")
+            header, _ = split_header(text)
+            parts = split_declaration(text, name)
+            assert parts is not None, f"{file} has no theorem {name}"
+            return Problem(name=name, header=header, formal_statement=parts[2])
 
         backend = Backend("repl", env, make)
     else:

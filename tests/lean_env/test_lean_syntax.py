@@ -127,14 +127,17 @@ def test_statement_head_drops_the_walrus_and_by() -> None:
     assert statement_head("theorem t : x = 1") == "theorem t : x = 1"
 
 
-def test_split_header_takes_the_import_lines() -> None:
+def test_split_header_takes_the_import_open_and_set_option_lines() -> None:
     text = (
         "/- licence -/\nimport Mathlib\nimport Aesop -- search\n\n"
         "set_option maxHeartbeats 0\nopen Nat\n\ntheorem t : 1 = 1 := sorry\n"
     )
     header, body = split_header(text)
-    assert header == "/- licence -/\nimport Mathlib\nimport Aesop -- search\n\n"
-    assert body == "set_option maxHeartbeats 0\nopen Nat\n\ntheorem t : 1 = 1 := sorry\n"
+    assert header == "/- licence -/\nimport Mathlib\nimport Aesop -- search\n\nset_option maxHeartbeats 0\nopen Nat\n\n"
+    assert body == "theorem t : 1 = 1 := sorry\n"
+    # `open ... in` and `set_option ... in` bind to the command after them: they start the body.
+    scoped = "import Mathlib\nopen Nat in\ntheorem t : 1 = 1 := sorry\n"
+    assert split_header(scoped) == ("import Mathlib\n", "open Nat in\ntheorem t : 1 = 1 := sorry\n")
     assert split_header("theorem t : 1 = 1 := sorry") == ("", "theorem t : 1 = 1 := sorry")
     assert split_header('/- import X -/\ndef s := "import Y"\n') == ("", '/- import X -/\ndef s := "import Y"\n')
 
@@ -321,6 +324,6 @@ def test_the_new_parser_agrees_with_the_old_ones_on_every_minif2f_statement() ->
         assert LEAN.proof_file(problem, "by\n  simp") == old_file_text(header, statement, "by\n  simp"), name
         assert declaration_name(statement) == old_declaration_name(statement), name
         assert locate_theorem(source, name) == old_locate_theorem(source, name), name
-        assert split_header(source)[0] == "import Mathlib\n\n", name
+        assert split_header(source) == (header, statement + " sorry"), name
         # And what every parser relies on: the signature of a dataset statement ends at its last `:=`.
         assert end_of(statement) == statement.removesuffix(" by"), name

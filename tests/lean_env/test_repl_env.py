@@ -256,7 +256,8 @@ async def test_verify_judges_the_whole_file(script: Path, tactics: list[str], st
     try:
         verdict = await env.verify(T1, render_proof(tactics), 5)
         assert verdict.status is status, verdict
-        assert verdict.checked_text == LEAN.proof_file(T1, render_proof(tactics)) + "\n#print axioms t1\n"
+        # What Lean checked as the proof command; `#print axioms` is asked by a separate probe, not in it.
+        assert verdict.checked_text == LEAN.proof_file(T1, render_proof(tactics))
         if status is VerifyStatus.VALID:
             assert verdict.axioms == ("propext", "Classical.choice", "Quot.sound")
     finally:
@@ -519,3 +520,32 @@ def test_config_errors_name_the_field(field: str, value: Any) -> None:
         stand_in_config(**{field: value})
     with pytest.raises(ValueError, match=r"ReplConfig\.command:"):
         ReplConfig(command=())
+
+
+async def test_the_source_policy_applies_before_any_worker_starts(script: Path) -> None:
+    """A header outside the policy, or input over its size limits, never reaches a REPL process."""
+    from lean_env.source_policy import SourcePolicy
+    from lean_env.types import InvalidStatement, VerifyStatus
+
+    env = ReplLeanEnv(
+        stand_in_config(script=script, workers=1), policy=SourcePolicy(max_proof_bytes=64, max_header_bytes=4096)
+    )
+    try:
+        hostile = Theorem(name="t1", header=HEADER + "axiom cheat : False\n", formal_statement=T1.formal_statement)
+        opened = await env.start(hostile)
+        assert isinstance(opened, InvalidStatement) and "axiom cheat : False" in opened.message
+        verdict = await env.verify(hostile, "by\n  exact h.symm", 5)
+        assert verdict.status is VerifyStatus.GUARD_REJECTED and "header's line" in verdict.reason
+        checked = await env.check(hostile.header + T1.formal_statement + " sorry\n", 5)
+        assert not checked.ok and "refused before Lean" in checked.errors[0].text
+        long_proof = "by\n  " + "exact h.symm <;> " * 10 + "exact h.symm"
+        too_long = await env.verify(T1, long_proof, 5)
+        assert too_long.status is VerifyStatus.GUARD_REJECTED and "lean.policy.max_proof_bytes" in too_long.reason
+        assert env.pool.stats().starts == 0, "nothing above may start a Lean process"
+        session = await env.start(T1)
+        assert isinstance(session, ReplSession)
+        outcome = await session.run_tactic(session.initial_state, "exact h.symm <;> " * 10 + "rfl", 5)
+        assert isinstance(outcome, TacticError) and outcome.kind is TacticErrorKind.UNSAFE
+        await session.close()
+    finally:
+        await env.close()

@@ -44,7 +44,7 @@ THREE = ScriptTheorem(
     },
 )
 SKETCH = (
-    "open Nat\n\n"  # an `open` line: part of the command, not of the import header
+    "open Nat\n\n"  # an `open` line: part of the header that workers are keyed by
     f"{STATEMENT}\n"
     "  refine ⟨?_, ?_, ?_⟩\n"
     "  · sorry\n"
@@ -91,9 +91,9 @@ async def test_check_reports_every_sorry_with_its_goal_and_place_in_the_whole_te
         assert all(hole.state == ProofState.from_goals([hole.goal]) for hole in result.holes)
         warnings = [m for m in result.messages if m.severity is Severity.WARNING]
         assert [m.line for m in warnings] == [line_of(TEXT, "theorem three"), line_of(TEXT, "theorem other")]
-        # The workers are keyed by the import lines only; a second check reuses the same worker.
-        assert [w.header for w in env.pool.workers] == [IMPORTS]
-        again = await env.check(TEXT, 10, header=IMPORTS)
+        # The workers are keyed by the header (the import and `open` lines); a second check reuses the worker.
+        assert [w.header for w in env.pool.workers] == [IMPORTS + "open Nat\n\n"]
+        again = await env.check(TEXT, 10, header=IMPORTS + "open Nat\n\n")
         assert [hole.goal for hole in again.holes] == [GOAL_A, GOAL_B, "⊢ 1 = 1"]
         assert len(env.pool.workers) == 1
     finally:
@@ -198,5 +198,20 @@ async def test_check_timeout_is_a_message_and_the_worker_is_replaced(script: Pat
         assert not result.ok and "within 0.5 s" in result.errors[0].text
         assert env.stats().timeouts == 1
         assert len((await env.check(TEXT.replace("exact hc", "sorry"), 10)).holes) == 4
+    finally:
+        await env.close()
+
+
+async def test_check_refuses_commands_in_the_text_but_allows_its_holes(script: Path) -> None:
+    """`check` runs text a model or a user wrote: the guard (holes allowed) applies before any worker starts."""
+    env = make_env(script)
+    try:
+        hostile = await env.check(IMPORTS + '#eval IO.println "hi"\n' + SKETCH, 10)
+        assert not hostile.ok and "#eval" in hostile.errors[0].text and not hostile.holes
+        bad_header = await env.check("import Mathlib\naxiom cheat : False\n" + SKETCH, 10)
+        assert not bad_header.ok and "refused before Lean" in bad_header.errors[0].text
+        assert env.pool.stats().starts == 0
+        fine = await env.check(TEXT, 10)
+        assert len(fine.holes) == 3
     finally:
         await env.close()

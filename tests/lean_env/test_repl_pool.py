@@ -234,3 +234,72 @@ async def test_close_fails_waiters_and_stops_processes(script: Path) -> None:
     with pytest.raises(BackendCrashed, match="closed"):
         await pool.acquire(HEADER)
     await pool.close()  # twice is fine
+
+
+# --- verification workers: fresh, never reused, spares started ahead ------------------------------------
+
+
+async def settle(pool: ReplPool, want: int, seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):
+        while pool.stats().verify_workers != want or any(n for n in pool._fresh_starting.values()):
+            await asyncio.sleep(0.01)
+
+
+async def test_fresh_workers_are_never_shared_nor_reused(script: Path) -> None:
+    pool = ReplPool(stand_in_config(script=script, workers=1, verify_spares=1))
+    try:
+        await pool.warm_up(HEADER)
+        seen = set()
+        for _ in range(3):
+            worker = await pool.acquire_fresh(HEADER)
+            assert worker not in pool.workers and worker.id not in seen
+            assert worker.requests == 1  # only the header ran in it
+            seen.add(worker.id)
+            pool.discard(worker)
+            # A discarded worker never comes back, and its replacement is started in the background.
+            await settle(pool, 1)
+            assert not worker.alive
+        assert pool.stats().verify_starts == 4  # three taken, one spare waiting
+        assert all(w.requests == 1 for w in pool.workers)  # the shared worker served none of it
+    finally:
+        await pool.close()
+
+
+async def test_a_spare_is_started_ahead_and_taken_without_waiting(script: Path) -> None:
+    pool = ReplPool(stand_in_config(script=script, workers=1, verify_spares=1))
+    try:
+        pool.prepare_fresh(HEADER)
+        await settle(pool, 1)
+        assert pool.stats().verify_starts == 1
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        worker = await pool.acquire_fresh(HEADER)
+        assert loop.time() - started < 0.05  # no process start on this path
+        pool.discard(worker)
+    finally:
+        await pool.close()
+
+
+async def test_verification_workers_are_capped_and_callers_wait_their_turn(script: Path) -> None:
+    pool = ReplPool(stand_in_config(script=script, workers=1, verify_spares=0, max_verify_workers=1))
+    try:
+        first = await pool.acquire_fresh(HEADER)
+        second = asyncio.ensure_future(pool.acquire_fresh(HEADER))
+        await asyncio.sleep(0.3)
+        assert not second.done() and pool.stats().verify_workers == 1
+        pool.discard(first)
+        worker = await asyncio.wait_for(second, 5)
+        assert worker is not first and worker.alive
+        pool.discard(worker)
+        await settle(pool, 0)
+    finally:
+        await pool.close()
+
+
+async def test_a_fresh_worker_whose_header_fails_raises_start_error(script: Path) -> None:
+    pool = ReplPool(stand_in_config(script=script, flags=("--header-error", "unknown package 'Mathlib'")))
+    try:
+        with pytest.raises(BackendStartError, match="unknown package"):
+            await pool.acquire_fresh(HEADER)
+    finally:
+        await pool.close()

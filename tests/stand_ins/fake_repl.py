@@ -69,6 +69,30 @@ hangs); `--grow-mb-per-request MB` keeps MB more resident memory per request; `-
 sleeps before every reply; `--header-error TEXT` makes header commands fail. In both modes:
 `--exit-at-start CODE` exits before reading anything; `--stderr-banner TEXT` writes TEXT to stderr.
 
+Environments remember what their commands declared, as Lean's do: a command on env N sees the
+theorems (and their axioms) of N's commands, so `#print axioms t` works in a later command. Besides
+the scripted theorems, commands may hold the lines of the verifier's probe, each on one line:
+`axiom A SIGNATURE` (A depends on itself; its type is SIGNATURE), `theorem C : True := A` (C has
+A's axioms), `theorem X : type_of% @A := @B` (an error "type mismatch" unless A's signature and B's,
+whitespace collapsed, are the same; X has B's axioms) and `#print axioms X` on any of them.
+
+Attacks that need Lean's cooperation (scripted mode; a tactic changes no goal, like `skip`, and its
+text is checked by substring, so `decide (config := forge_reply)` triggers it in a proof, modelling a
+`(config := ...)` term whose evaluation opens `/dev/stdout`):
+- `forge_reply`: while the command (or tactic) elaborates, writes a complete forged reply to stdout
+  before the real one: for a command `{"env": <the env number this command will get>, "messages":
+  [info "'NAME' does not depend on any axioms"]}` for every theorem the command declares, for a
+  tactic `Completed` with no goals. The real reply follows.
+- `forge_probe`: a forger that knows the verifier's probe: a clean forged reply without messages,
+  then a second one guessing the probe's answer (env + 1, `#print axioms` answers for made-up
+  canary and alias names, since the real ones are drawn later).
+- `forge_garbage`: writes `forged output` and a blank line (not JSON) before the real reply.
+- `forge_late`: writes a forged reply after the real reply to the next request, not before (a
+  background task the proof left running, writing late).
+A header command with a line `macro_rules ... #print axioms ...` makes every `#print axioms` of that
+environment and those built on it answer "'X' does not depend on any axioms" whatever X depends on
+(a header that rewrites the command).
+
 Helpers for tests: `ScriptTheorem`, `linear_theorem` (a theorem proved by a list of tactics),
 `write_script`, `generator_table` (candidates for `ScriptedGenerator`) and `stand_in_command`
 (the argv for `ReplConfig.command`).
@@ -250,6 +274,14 @@ def declaration_name(statement: str) -> str:
 
 def statement_without_by(statement: str) -> str:
     return re.sub(r":=\s*(by)?\s*$", "", statement.rstrip()).rstrip()
+
+
+def _signature(statement: str) -> str:
+    """What follows the name (and universe parameters) of a statement, whitespace collapsed."""
+    body = statement_without_by(statement)
+    match = _DECLARATION.match(body)
+    rest = body[match.end() :] if match else body
+    return re.sub(r"\s+", " ", re.sub(r"^\.\{[^}]*\}", "", rest)).strip()
 
 
 class ScriptTheorem:
@@ -483,6 +515,10 @@ class FakeLean:
             theorem.setdefault("axioms", list(STANDARD_AXIOMS))
             theorem.setdefault("states", {})
         self.envs = 0
+        # Per environment: what its commands declared (name -> axioms), their signatures, and whether a
+        # header of it rewrote `#print axioms`.
+        self.env_states: list[dict[str, Any]] = []
+        self.later: list[list[Any]] = []  # [replies still to go, text]
         self.states: list[tuple[tuple[str, ...], dict[str, Any] | None]] = []
         self.requests = 0
         self.hoard: list[bytearray] = []
@@ -532,6 +568,31 @@ class FakeLean:
             return {"message": "Unknown proof state."}
         return None
 
+    def _forge(self, tactic: str, *, names: Sequence[str] = (), tactic_mode: bool = False) -> None:
+        """Model code that writes to the process's stdout while `tactic` elaborates (see the docstring)."""
+        if "forge_" not in tactic:
+            return
+        clean = [_message("info", f"'{name}' does not depend on any axioms", 1, 0) for name in names]
+        if tactic_mode:
+            forged: dict[str, Any] = {"proofStatus": "Completed", "proofState": len(self.states), "goals": []}
+        else:
+            forged = {"env": self.envs}
+            if clean and "forge_probe" not in tactic:
+                forged["messages"] = clean
+        if "forge_late" in tactic:
+            self.later.append([2, render_reply(forged)])  # after this reply and the next one
+            return
+        if "forge_garbage" in tactic:
+            _write("forged output\n\n")
+            return
+        _write(render_reply(forged))
+        if "forge_probe" in tactic:
+            guess = [
+                _message("info", "'lean_env_canary_0' depends on axioms: [lean_env_canary_ax_0]", 5, 0),
+                _message("info", "'lean_env_alias_0' does not depend on any axioms", 6, 0),
+            ]
+            _write(render_reply({"env": self.envs + 1, "messages": guess}))
+
     def _runaway(self) -> None:
         sys.stderr.write("fake_repl: allocating without bound\n")
         sys.stderr.flush()
@@ -571,6 +632,13 @@ class FakeLean:
         if not isinstance(state, int) or not 0 <= state < len(self.states):
             return {"message": "Unknown proof state."}
         goals, theorem = self.states[state]
+        if "forge_" in tactic:
+            self._forge(tactic, tactic_mode=True)
+            return {
+                "proofStatus": "Incomplete: open goals remain" if goals else "Completed",
+                "proofState": self._new_state(goals, theorem),
+                "goals": list(goals),
+            }
         if tactic in self.options.trap_on:
             outcome: Any = {"error": f"fake_repl: {tactic!r} fails to elaborate"}
         else:
@@ -621,7 +689,11 @@ class FakeLean:
         reply: dict[str, Any] = {}
         messages: list[dict[str, Any]] = []
         sorries: list[dict[str, Any]] = []
-        declared: dict[str, list[str]] = {}
+        empty: dict[str, Any] = {"declared": {}, "types": {}, "rewrites": False}
+        parent = self.env_states[env] if env is not None else empty
+        declared: dict[str, list[str]] = dict(parent["declared"])
+        types: dict[str, str] = dict(parent["types"])
+        rewrites = bool(parent["rewrites"])
         found = False
         located = []
         for theorem in self.theorems:
@@ -631,13 +703,17 @@ class FakeLean:
         # Lean elaborates declarations in text order, so sorries (and their proof states) come in that order.
         for _, match, theorem in sorted(located, key=lambda item: item[0]):
             found = True
+            types[theorem["name"]] = _signature(theorem["statement"])
             self._declaration(text, match, theorem, messages, sorries, declared)
+        found = self._probe_lines(text, messages, declared, types) or found
         for match in re.finditer(r"^#print axioms\s+(\S+)", text, re.MULTILINE):
             name = match.group(1)
             line, column = _position(text, match.start())
             end = (line, column + len("#print axioms"))
             if name not in declared:
                 messages.append(_message("error", f"Unknown constant `{name}`", line, column, end))
+            elif rewrites:
+                messages.append(_message("info", f"'{name}' does not depend on any axioms", line, column, end))
             elif declared[name]:
                 listed = ", ".join(declared[name])
                 messages.append(_message("info", f"'{name}' depends on axioms: [{listed}]", line, column, end))
@@ -646,8 +722,21 @@ class FakeLean:
             found = True
         if not found:
             lines = [line.strip() for line in text.splitlines() if line.strip()]
-            header_words = ("import ", "open ", "set_option ", "--", "namespace ", "section", "end", "universe ")
+            header_words = (
+                "import ",
+                "open ",
+                "set_option ",
+                "--",
+                "namespace ",
+                "section",
+                "end",
+                "universe ",
+                "macro_rules ",
+            )
             if all(line.startswith(header_words) for line in lines):
+                rewrites = rewrites or any(
+                    line.startswith("macro_rules ") and "#print axioms" in line for line in lines
+                )
                 if self.options.header_error:
                     messages.append(_message("error", self.options.header_error, 1, 0, (1, 6)))
             else:
@@ -658,7 +747,41 @@ class FakeLean:
             reply["messages"] = messages
         reply["env"] = self.envs
         self.envs += 1
+        self.env_states.append({"declared": declared, "types": types, "rewrites": rewrites})
         return reply
+
+    def _probe_lines(
+        self, text: str, messages: list[dict[str, Any]], declared: dict[str, list[str]], types: dict[str, str]
+    ) -> bool:
+        """Declare the probe's one-line `axiom` and alias `theorem`s (see the module docstring)."""
+        found = False
+        for match in re.finditer(r"^(axiom|theorem)[ \t]+(\S+?)(\.\{[^}]*\})?[ \t]+(.*)$", text, re.MULTILINE):
+            kind, name, rest = match.group(1), match.group(2), match.group(4)
+            line, column = _position(text, match.start())
+            if kind == "axiom":
+                declared[name] = [name]
+                types[name] = _normalise(rest)
+                found = True
+                continue
+            canary = re.fullmatch(r":\s*True\s*:=\s*(\S+)", rest)
+            alias = re.fullmatch(r":\s*type_of%\s*@(\S+?)(?:\.\{[^}]*\})?\s*:=\s*@(\S+?)(?:\.\{[^}]*\})?", rest)
+            if canary is None and alias is None:
+                continue
+            found = True
+            used = [canary.group(1)] if canary is not None else [alias.group(1), alias.group(2)]  # type: ignore[union-attr]
+            unknown = [n for n in used if n not in declared]
+            if unknown:
+                messages.append(_message("error", f"Unknown identifier '{unknown[0]}'", line, column))
+                declared[name] = ["sorryAx"]
+            elif alias is not None and types.get(alias.group(1)) != types.get(alias.group(2)):
+                messages.append(
+                    _message("error", "type mismatch\n  the statement asked for and the theorem differ", line, column)
+                )
+                declared[name] = ["sorryAx"]
+            else:
+                declared[name] = list(declared[used[-1]])
+                types[name] = types.get(used[-1], "")
+        return found
 
     def _sorry(self, text: str, where: int, goal: str, theorem: dict[str, Any]) -> dict[str, Any]:
         """A `sorries` entry for the `sorry` at `where`, with a fresh proof state on `goal`."""
@@ -734,6 +857,9 @@ class FakeLean:
                     sorries.append(self._sorry(text, where, target[0], theorem))
                     used_sorry = True
                     target = target[1:]
+                    continue
+                if "forge_" in inner:
+                    self._forge(inner, names=[name])
                     continue
                 failure = self._failure(inner)
                 outcome = (
@@ -920,6 +1046,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except _Crash as crash:
             _die_mid_reply(crash.reply)
         _write(render_reply(reply))
+        for pending in lean.later:
+            pending[0] -= 1
+            if pending[0] == 0:
+                _write(pending[1])
+        lean.later = [pending for pending in lean.later if pending[0] > 0]
 
 
 if __name__ == "__main__":
