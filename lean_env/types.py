@@ -186,10 +186,26 @@ class VerifyStatus(StrEnum):
     NONSTANDARD_AXIOMS = "nonstandard_axioms"
     TIMEOUT = "timeout_error"
     BACKEND_ERROR = "repl_error"
+    REPLY_MISMATCH = "reply_mismatch"
+    """The worker's output is not the replies honest Lean gives to our requests, in order: forged or
+    extra output, a reply not tied to its request (env numbers, the probe's nonce), or a `#print axioms`
+    that does not tell the truth about the probe's canary. Never a pass, never retried."""
 
 
 STANDARD_AXIOMS: frozenset[str] = frozenset({"propext", "Classical.choice", "Quot.sound"})
 """The only axioms a reported proof may depend on."""
+
+
+class Judge(StrEnum):
+    """Which check accepted (or rejected) a proof; every record and report names it.
+
+    `COMPARATOR` is the Lean FRO's comparator: its verdict comes from a process that never elaborated
+    the proof's text (exported declarations replayed into the kernel). `REPL` is the whole-file re-check
+    in a Lean REPL process, which elaborates the untrusted text itself.
+    """
+
+    COMPARATOR = "comparator"
+    REPL = "repl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +221,8 @@ class VerifyResult:
     axioms: tuple[str, ...] = ()
     checked_text: str = ""
     seconds: float = 0.0
+    judge: str = Judge.REPL.value
+    """The `Judge` value of the check that gave this verdict (`repl` unless a final judge ran)."""
 
     @property
     def ok(self) -> bool:

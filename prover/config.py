@@ -25,8 +25,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lean_env.comparator import ComparatorSettings
 from lean_env.dojo import DojoConfig
 from lean_env.repl.config import ReplConfig
+from lean_env.source_policy import SourcePolicy
 from search.types import PriorityScheme, SearchConfig
 
 ENV_PREFIX = "PROVER_"
@@ -57,6 +59,11 @@ class LeanSettings(_Section):
     """The REPL pool (`[lean.repl]`). An empty `command` is derived from the project at the entry point."""
     dojo: DojoConfig = Field(default_factory=DojoConfig)
     """LeanDojo (`[lean.dojo]`)."""
+    policy: SourcePolicy = Field(default_factory=SourcePolicy)
+    """What headers may import, open and set, and the size limits of statements, headers and proofs
+    (`[lean.policy]`); only the operator's settings can widen it, never a request."""
+    comparator: ComparatorSettings = Field(default_factory=ComparatorSettings)
+    """The trusted final judge (`[lean.comparator]`): `enabled` auto/on/off, tool paths, timeout, axioms."""
 
 
 class ModelSettings(_Section):

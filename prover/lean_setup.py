@@ -30,6 +30,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lean_env.comparator import (
+    COMPARATOR_REPO_URL,
+    COMPARATOR_REV,
+    COMPARATOR_TOOLCHAIN,
+    LANDRUN_REPO_URL,
+    LANDRUN_REV,
+    LEAN4EXPORT_REPO_URL,
+    LEAN4EXPORT_REV,
+    ComparatorSettings,
+    default_tools,
+    resolve_tools,
+    tools_root,
+)
 from lean_env.errors import MissingDependency
 from prover.config import LeanSettings
 
@@ -268,6 +281,8 @@ class SetupContext:
     """Where REPL checkouts go; None: `<data_dir>/repl`."""
     template: Path | None = None
     skip_data: bool = False
+    skip_comparator: bool = False
+    """Do not build the comparator judge (`--skip-comparator`); the REPL judge stays in use."""
     base_env: dict[str, str] = field(default_factory=dict)
     fetch: Callable[[str, Path], None] = download
     run: Callable[[Sequence[str], Path | None, dict[str, str], Callable[[str], None]], None] = run_command
@@ -307,6 +322,8 @@ class SetupStep:
     address: str | None
     is_done: Callable[[SetupContext], bool]
     run: Callable[[SetupContext], None]
+    skip_reason: Callable[[SetupContext], str | None] = lambda ctx: None
+    """Why the step does not apply here (None: it does); a skipped step is reported with this reason."""
 
 
 def _git_head(directory: Path) -> str | None:
@@ -390,6 +407,69 @@ def _checkout_step(name: str, description: str, url: str, commit: str, folder: s
     return SetupStep(name, description, url, done, run)
 
 
+def _git_checkout(ctx: SetupContext, url: str, rev: str, directory: Path) -> None:
+    """`directory` checked out at `rev` (a commit, tag or branch) of `url`, fetching only that revision."""
+    directory.mkdir(parents=True, exist_ok=True)
+    env = ctx.env()
+    if not (directory / ".git").exists():
+        ctx.run(["git", "init", "-q", str(directory)], None, env, ctx.log)
+    git = ["git", "-C", str(directory)]
+    ctx.run([*git, "fetch", "--depth", "1", url, rev], None, env, ctx.log)
+    ctx.run([*git, "checkout", "-q", "--detach", "FETCH_HEAD"], None, env, ctx.log)
+
+
+def _comparator_skip_reason(ctx: SetupContext) -> str | None:
+    if ctx.skip_comparator:
+        return "--skip-comparator: the REPL judge stays in use"
+    toolchain = ctx.toolchain()
+    if toolchain != COMPARATOR_TOOLCHAIN:
+        return (
+            f"no comparator/lean4export pair is known for {toolchain_tag(toolchain)}; the pinned pair needs "
+            f"{toolchain_tag(COMPARATOR_TOOLCHAIN)} (see README, Soundness). The REPL judge stays in use."
+        )
+    return None
+
+
+def _comparator_built(ctx: SetupContext) -> bool:
+    return not default_tools(ctx.data_dir).missing()
+
+
+def _build_comparator(ctx: SetupContext) -> None:
+    root = tools_root(ctx.data_dir)
+    tools = default_tools(ctx.data_dir)
+    go = find_tool("go", ctx.elan_home, ctx.search_path)
+    if go is None and not tools.landrun.is_file():
+        raise SetupError(
+            "comparator",
+            "Go is not installed, and landrun (comparator's sandbox) is built with `go build`. Install Go "
+            "(https://go.dev/dl) and run `prover setup` again, or pass --skip-comparator to keep the REPL judge.",
+        )
+    lake = str(ctx.tool("lake"))
+    if not tools.lean4export.is_file():
+        _git_checkout(ctx, LEAN4EXPORT_REPO_URL, LEAN4EXPORT_REV, root / "lean4export")
+        ctx.run([lake, "build"], root / "lean4export", ctx.env(), ctx.log)
+    if not tools.comparator.is_file():
+        _git_checkout(ctx, COMPARATOR_REPO_URL, COMPARATOR_REV, root / "comparator")
+        ctx.run([lake, "build", "comparator"], root / "comparator", ctx.env(), ctx.log)
+    if not tools.landrun.is_file():
+        assert go is not None
+        _git_checkout(ctx, LANDRUN_REPO_URL, LANDRUN_REV, root / "landrun")
+        ctx.run([str(go), "build", "-o", "landrun", "./cmd/landrun"], root / "landrun", ctx.env(), ctx.log)
+
+
+def comparator_step() -> SetupStep:
+    """Build the trusted judge: lean4export and comparator at the pinned revisions, landrun with Go."""
+    return SetupStep(
+        "comparator",
+        f"build the comparator judge (comparator @ {COMPARATOR_REV[:7]}, lean4export @ {LEAN4EXPORT_REV}, "
+        f"landrun @ {LANDRUN_REV})",
+        f"{COMPARATOR_REPO_URL}, {LEAN4EXPORT_REPO_URL} and {LANDRUN_REPO_URL}",
+        _comparator_built,
+        _build_comparator,
+        _comparator_skip_reason,
+    )
+
+
 def setup_steps() -> list[SetupStep]:
     """Every setup step, in order: the project's files, elan, toolchain, REPL, Mathlib cache, project build,
     then the data."""
@@ -436,6 +516,7 @@ def setup_steps() -> list[SetupStep]:
             lambda ctx: project_built(ctx.project_dir),
             _build_project,
         ),
+        comparator_step(),
         _checkout_step(
             "minif2f-data",
             f"fetch the miniF2F statements (yangky11/miniF2F-lean4 @ {MINIF2F_COMMIT[:7]})",
@@ -457,7 +538,9 @@ def setup_steps() -> list[SetupStep]:
 class StepResult:
     name: str
     status: str
-    """`done already`, `done`, or `skipped` (data with --skip-data)."""
+    """`done already`, `done`, or `skipped` (data with --skip-data, a step that does not apply)."""
+    detail: str = ""
+    """Why a step was skipped, when it says."""
 
 
 def run_setup(
@@ -472,8 +555,11 @@ def run_setup(
     chosen = list(steps) if steps is not None else setup_steps()
     results: list[StepResult] = []
     for index, step in enumerate(chosen, start=1):
+        detail = ""
         if ctx.skip_data and step.name.endswith("-data"):
             status = "skipped"
+        elif (why := _skip_reason(step, ctx)) is not None:
+            status, detail = "skipped", why
         else:
             try:
                 already = step.is_done(ctx)
@@ -497,8 +583,15 @@ def run_setup(
                 raise SetupError(step.name, "the step ran but its result is still missing", step.address)
             status = "done"
         on_step(index, len(chosen), step, status)
-        results.append(StepResult(step.name, status))
+        results.append(StepResult(step.name, status, detail))
     return results
+
+
+def _skip_reason(step: SetupStep, ctx: SetupContext) -> str | None:
+    try:
+        return step.skip_reason(ctx)
+    except MissingDependency as error:
+        raise SetupError(step.name, str(error)) from error
 
 
 # --- doctor ------------------------------------------------------------------------------------------
@@ -547,10 +640,34 @@ def _gpus() -> DoctorItem:
     return DoctorItem("CUDA GPUs", True, f"driver {driver}", f"{len(lines)}: {names}")
 
 
+def comparator_item(settings: ComparatorSettings, data_dir: Path, toolchain: str | None) -> DoctorItem:
+    """The `judge` line of `prover doctor`: whether comparator is installed and which judge proofs will get."""
+    tools = resolve_tools(settings, data_dir)
+    missing = tools.missing()
+    if settings.enabled == "off":
+        return DoctorItem(
+            "judge", True, "repl", "lean.comparator.enabled = 'off': proofs are judged by the REPL re-check"
+        )
+    if not missing:
+        return DoctorItem("judge", True, "comparator", f"comparator {tools.comparator}; every proof is judged by it")
+    why = f"comparator not installed ({', '.join(missing)})"
+    if toolchain is not None and toolchain != COMPARATOR_TOOLCHAIN and settings.comparator_path is None:
+        needed, have = toolchain_tag(COMPARATOR_TOOLCHAIN), toolchain_tag(toolchain)
+        why += f"; its pinned build needs {needed}, the project is on {have}"
+    if settings.enabled == "on":
+        return DoctorItem("judge", False, "", f"{why}; lean.comparator.enabled = 'on' will refuse to run")
+    return DoctorItem("judge", True, "repl", f"{why}: proofs are judged by the REPL re-check; run `prover setup`")
+
+
 def doctor_report(
-    project_dir: Path, data_dir: Path, elan_home: Path | None = None, dojo_cache_dir: Path | None = None
+    project_dir: Path,
+    data_dir: Path,
+    elan_home: Path | None = None,
+    dojo_cache_dir: Path | None = None,
+    comparator: ComparatorSettings | None = None,
 ) -> list[DoctorItem]:
-    """What is installed for `project_dir` (REPL and data under `data_dir`), with versions.
+    """What is installed for `project_dir` (REPL and data under `data_dir`), with versions, and which
+    judge will accept proofs (`comparator` settings: default `ComparatorSettings()`).
 
     Starts no download and imports no heavy package."""
     home = elan_home or default_elan_home()
@@ -619,6 +736,7 @@ def doctor_report(
             ", ".join(traced[:5]) if traced else f"{cache} has no traced repository",
         )
     )
+    items.append(comparator_item(comparator or ComparatorSettings(), data_dir, toolchain))
     items.append(_gpus())
     torch = _package_version("torch")
     items.append(DoctorItem("torch", torch is not None, torch or "", "pip install -e '.[hf]'" if not torch else ""))

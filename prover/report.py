@@ -255,15 +255,28 @@ def _run_section(run: Run, proof_dir: Path, out_dir: Path) -> list[str]:
         lines.append("")
     if proved:
         relative = proof_dir.relative_to(out_dir).as_posix()
-        lines += ["| proved theorem | category | tactics | time (s) | expansions |", "|---|---|---:|---:|---:|"]
+        judges = Counter(_judge(record) for record in proved)
+        lines += [
+            "- accepted by: " + ", ".join(f"{judge}: {count}" for judge, count in sorted(judges.items())),
+            "",
+        ]
+        lines += [
+            "| proved theorem | category | tactics | time (s) | expansions | judge |",
+            "|---|---|---:|---:|---:|---|",
+        ]
         for record in sorted(proved, key=lambda r: r.name):
             link = f"[{record.name}]({relative}/{_safe_filename(record.name)}.lean)"
             lines.append(
                 f"| {link} | {record.category} | {len(record.tactics)} | {record.wall_seconds:.1f} | "
-                f"{record.expansions} |"
+                f"{record.expansions} | {_judge(record)} |"
             )
         lines.append("")
     return lines
+
+
+def _judge(record: EvalRecord) -> str:
+    """The judge that accepted a proof; records from before judges were recorded were checked by the REPL."""
+    return record.judge or "repl (unrecorded)"
 
 
 def _comparison(first: Run, second: Run) -> list[str]:

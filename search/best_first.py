@@ -171,6 +171,7 @@ class BestFirstSearch:
         self._rejected: list[RejectedProof] = []
         self._proof: str | None = None
         self._proof_tactics: tuple[str, ...] = ()
+        self._judge: str | None = None  # the judge of the accepting verdict
         self._started = False
         self._deadline = 0.0
         # Created when the search starts: on Python 3.11 a Timeout needs a running loop.
@@ -212,6 +213,7 @@ class BestFirstSearch:
             failure_reason=reason,
             stats=counters.snapshot(),
             rejected_proofs=tuple(self._rejected),
+            judge=self._judge if status is SearchStatus.PROVED else None,
         )
         self._publish(SearchFinished(problem_name=self.problem.name, result=result))
         return result
@@ -434,6 +436,7 @@ class BestFirstSearch:
         if verdict.ok:
             self._proof = proof
             self._proof_tactics = tactics
+            self._judge = verdict.judge
             self.tree.add_proof(node, candidate, score)
             self._publish(ProofFound(problem_name=name, proof=proof, tactics=tactics))
             return

@@ -203,6 +203,9 @@ class SearchResult:
     failure_reason: str | None
     stats: SearchStats
     rejected_proofs: tuple[RejectedProof, ...] = ()
+    judge: str | None = None
+    """The judge whose verdict accepted the proof (`lean_env.types.Judge`: `comparator` or `repl`);
+    None when nothing was proved."""
 
     def __post_init__(self) -> None:
         if self.status is SearchStatus.PROVED and not (self.verified and self.proof):
@@ -225,4 +228,5 @@ class SearchResult:
                 {"proof": r.proof, "status": r.verify.status.value, "reason": r.verify.reason}
                 for r in self.rejected_proofs
             ],
+            "judge": self.judge,
         }

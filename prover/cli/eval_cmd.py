@@ -242,6 +242,7 @@ def _load(selection: Selection, settings: Any, options: dict[str, Any], loader: 
             categories=selection.categories,
             limit=selection.limit,
             language=selection.language,
+            policy=settings.lean.policy,
         )
         locations = {}
         if settings.lean.backend == "dojo":

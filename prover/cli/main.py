@@ -27,6 +27,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "doctor",
         "Report what is installed: Lean, the REPL, LeanDojo, GPUs, vLLM.",
     ),
+    "verify": (
+        "prover.cli.verify_cmd",
+        "verify",
+        "Re-check recorded proofs (a run directory or a JSONL of pairs) with the strongest judge.",
+    ),
 }
 
 EXIT_USAGE = 2
@@ -80,9 +85,12 @@ def cli(verbose: int) -> None:
     """Prove Lean 4 theorems with Llemma: best-first tactic search, a pooled Lean REPL, and a
     whole-file re-check of every proof before it is reported."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    from rich.console import Console
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)], force=True)
+    # Logs go to standard error: standard output carries only results (`prove --json | jq` must parse).
+    handler = RichHandler(console=Console(stderr=True), show_path=False)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[handler], force=True)
 
 
 def current_backends() -> Any:

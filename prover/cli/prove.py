@@ -30,7 +30,7 @@ def _read_dojo_problem(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     return problem, {problem.name: location}
 
 
-def _read_problem(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _read_problem(options: dict[str, Any], policy: Any) -> tuple[Any, dict[str, Any]]:
     """The problem the flags name, and (for LeanDojo) where it lives; raises `UserFacingError`."""
     from prover.statements import MINIF2F_HEADER, StatementError, theorem_from_file, theorem_from_statement
 
@@ -41,11 +41,11 @@ def _read_problem(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
             raise UserFacingError("give either --statement or --file/--name, not both")
         if options["statement"]:
             header = options["header"] if options["header"] is not None else MINIF2F_HEADER
-            return theorem_from_statement(options["statement"], header=header), {}
+            return theorem_from_statement(options["statement"], header=header, policy=policy), {}
         if options["file"]:
             if not options["name"]:
                 raise UserFacingError("--file needs --name: the theorem to prove in that file")
-            return theorem_from_file(Path(options["file"]), options["name"]), {}
+            return theorem_from_file(Path(options["file"]), options["name"], policy=policy), {}
     except StatementError as error:
         raise UserFacingError(str(error)) from error
     except ValueError as error:  # lean_env.dojo.DojoLocationError: a malformed or mismatching location
@@ -75,7 +75,7 @@ def prove(**options: Any) -> None:
     from prover.config import load_settings
 
     settings = load_settings(options["config_file"], os.environ, settings_overrides(options))
-    problem, locations = _read_problem({**options, "env": settings.lean.backend})
+    problem, locations = _read_problem({**options, "env": settings.lean.backend}, settings.lean.policy)
     result, tree = asyncio.run(_run(problem, locations, settings, options["export_tree"] is not None))
     if options["export_tree"] is not None and tree is not None:
         path: Path = options["export_tree"]
@@ -117,7 +117,8 @@ def _print_result(result: Any, as_json: bool) -> None:
 
     console = Console()
     if result.proof is not None:
-        console.print(f"[bold green]proved[/] {result.theorem_name} (verified by a whole-file re-check)")
+        judged = "verified by comparator" if result.judge == "comparator" else "verified by the REPL re-check"
+        console.print(f"[bold green]proved[/] {result.theorem_name} ({judged})")
         console.print(result.proof, markup=False, highlight=False)
     else:
         console.print(f"[bold red]{result.status.value}[/] {result.theorem_name}: {result.failure_reason}")

@@ -44,9 +44,14 @@ def _elan_home() -> Path:
     help="Lake project to set up (default: the packaged miniF2F project, written to <home>/miniF2F).",
 )
 @click.option("--skip-data", is_flag=True, help="Do not fetch the miniF2F statements and the Llemma variant.")
+@click.option(
+    "--skip-comparator", is_flag=True, help="Do not build the comparator judge (the REPL judge stays in use)."
+)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before installing elan into ELAN_HOME.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file.")
-def setup(project_dir: Path | None, skip_data: bool, yes: bool, config_file: Path | None) -> None:
+def setup(
+    project_dir: Path | None, skip_data: bool, skip_comparator: bool, yes: bool, config_file: Path | None
+) -> None:
     """Install or find elan, the pinned Lean toolchain, the REPL, Mathlib's build cache and the data.
 
     The default project is the miniF2F Lake project shipped in the package, written to
@@ -71,6 +76,7 @@ def setup(project_dir: Path | None, skip_data: bool, yes: bool, config_file: Pat
         data_dir=settings.lean.data_dir,
         template=packaged_project() if _is_default_project(settings) else None,
         skip_data=skip_data,
+        skip_comparator=skip_comparator,
         base_env=dict(os.environ),
     )
     if not yes and find_tool("elan", elan_home, context.search_path) is None:
@@ -99,12 +105,15 @@ def setup(project_dir: Path | None, skip_data: bool, yes: bool, config_file: Pat
         console.print(f"{label} ... {mark.get(state, state)}")
 
     try:
-        run_setup(context, on_step=on_step)
+        results = run_setup(context, on_step=on_step)
     except SetupError as error:
         live = status_holder.pop("status", None)
         if live is not None:
             live.stop()
         raise UserFacingError(str(error)) from error
+    for result in results:
+        if result.detail:
+            console.print(f"note: {result.name}: {escape(result.detail)}")
     console.print(f"[bold green]ready[/]: {project} is set up; try `prover doctor`.")
 
 
@@ -119,7 +128,8 @@ def setup(project_dir: Path | None, skip_data: bool, yes: bool, config_file: Pat
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file.")
 def doctor(project_dir: Path | None, dojo_cache_dir: Path | None, as_json: bool, config_file: Path | None) -> None:
-    """Report what is installed, with versions: elan, lean, lake, the REPL, Mathlib, data, LeanDojo, GPUs, vLLM.
+    """Report what is installed, with versions: elan, lean, lake, the REPL, Mathlib, data, the judge, LeanDojo,
+    GPUs, vLLM. The `judge` line says whether comparator is installed and which judge proofs will get.
 
     Always exits 0 (a report, not a check); `--json` gives the items to test against.
     """
@@ -130,7 +140,7 @@ def doctor(project_dir: Path | None, dojo_cache_dir: Path | None, as_json: bool,
     cache = settings.lean.dojo.cache_dir
     if cache is None and os.environ.get("CACHE_DIR"):
         cache = Path(os.environ["CACHE_DIR"])  # LeanDojo's own variable, honoured as LeanDojo would
-    items = doctor_report(project, settings.lean.data_dir, _elan_home(), cache)
+    items = doctor_report(project, settings.lean.data_dir, _elan_home(), cache, settings.lean.comparator)
     if as_json:
         click.echo(json.dumps([item.to_dict() for item in items], indent=2))
         return

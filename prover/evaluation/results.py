@@ -34,6 +34,7 @@ class EvalRecord(BaseModel):
     The search's own fields are those of `SearchResult.to_dict()`; the evaluation adds the split,
     category and language, `statement_hash` (`Problem.statement_hash`, so a resume can tell a
     changed statement), `lean_file` (the whole checked file of a proof, in the problem's language),
+    `judge` (which judge accepted the proof), `header` and `formal_statement` (what was attempted),
     timing, the worker that ran it and its attempt number (more than one only when the problem
     itself killed a distributed worker). `status` is a `SearchStatus` value; `invalid_statement`
     is an outcome like `failed`, while `env_error` is the only infrastructure failure. Records
@@ -57,6 +58,12 @@ class EvalRecord(BaseModel):
     stats: dict[str, Any] = Field(default_factory=dict)
     rejected_proofs: list[dict[str, Any]] = Field(default_factory=list)
     lean_file: str | None = None
+    judge: str | None = None
+    """Which judge accepted the proof (`comparator` or `repl`, `lean_env.types.Judge`); None if not proved."""
+    header: str | None = None
+    formal_statement: str | None = None
+    """The problem's header and statement as attempted, so `prover verify` can re-check a proof from the
+    record alone. Records written before these existed carry None (and no `judge`)."""
     started_at: float | None = None
     """Unix time the search started."""
     finished_at: float | None = None

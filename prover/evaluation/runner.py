@@ -134,6 +134,9 @@ def make_record(
     data = result.to_dict()
     data.update(
         _problem_fields(problem),
+        header=problem.header,
+        formal_statement=problem.formal_statement,
+        judge=result.judge if result.proof is not None else None,
         lean_file=syntax.proof_file(problem, result.proof) if result.proof is not None and syntax is not None else None,
         started_at=started_at,
         finished_at=finished_at,

@@ -10,6 +10,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -282,10 +283,12 @@ def test_setup_runs_every_lean_step_once_then_finds_everything_done(tmp_path: Pa
         ("repl", "done"),
         ("mathlib", "done"),
         ("build", "done"),
+        ("comparator", "skipped"),  # no comparator pair for v4.24.0: the REPL judge stays
         ("minif2f-data", "skipped"),
         ("llemma-data", "skipped"),
     ]
     assert fetched == [ELAN_INIT_URL]
+    assert "v4.30.0-rc2" in first[6].detail and "REPL judge" in first[6].detail
     assert "installed leanprover/lean4:v4.24.0" in log
     second = run_setup(ctx)
     assert [r.status for r in second][:6] == ["done already"] * 6
@@ -437,3 +440,155 @@ def test_setup_writes_the_packaged_project_into_the_home_before_anything_needs_t
     for name in PROJECT_FILES:
         assert (project / name).read_bytes() == (packaged_project() / name).read_bytes()
     assert "setup step 'elan' failed" in capsys.readouterr().err
+
+
+# --- the comparator judge: setup, doctor, wiring --------------------------------------------------
+
+
+def _comparator_context(tmp_path: Path, toolchain: str, with_go: bool = True) -> tuple[SetupContext, list[list[str]]]:
+    from lean_env.comparator import default_tools
+
+    project = _project(tmp_path)
+    (project / "lean-toolchain").write_text(toolchain + "\n")
+    elan_home = tmp_path / "elan"
+    _script(elan_home / "bin" / "lake", "print('fake lake')\n")
+    sysbin = tmp_path / "cbin"
+    sysbin.mkdir(exist_ok=True)
+    if with_go:
+        _script(sysbin / "go", "print('fake go')\n")
+    data_dir = tmp_path / "data"
+    tools = default_tools(data_dir)
+    commands: list[list[str]] = []
+
+    def run(argv: Any, cwd: Path | None, env: dict[str, str], log: Any) -> None:
+        argv = list(argv)
+        commands.append(argv)
+        built = {
+            "lean4export": tools.lean4export,
+            "comparator": tools.comparator,
+            "landrun": tools.landrun,
+        }
+        if cwd is not None and (argv[1:2] == ["build"]) and cwd.name in built:
+            target = built[cwd.name]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("#!/bin/sh\n")
+            target.chmod(0o755)
+
+    ctx = SetupContext(
+        project_dir=project, elan_home=elan_home, path=str(sysbin), data_dir=data_dir, run=run, skip_data=True
+    )
+    return ctx, commands
+
+
+def test_comparator_step_builds_the_pinned_revisions_once(tmp_path: Path) -> None:
+    from lean_env.comparator import COMPARATOR_REV, COMPARATOR_TOOLCHAIN, LANDRUN_REV, LEAN4EXPORT_REV
+    from prover.lean_setup import comparator_step
+
+    ctx, commands = _comparator_context(tmp_path, COMPARATOR_TOOLCHAIN)
+    assert [(r.name, r.status) for r in run_setup(ctx, [comparator_step()])] == [("comparator", "done")]
+    fetches = [argv[-1] for argv in commands if "fetch" in argv]
+    assert fetches == [LEAN4EXPORT_REV, COMPARATOR_REV, LANDRUN_REV]
+    builds = [argv[1:] for argv in commands if "build" in argv]
+    assert builds == [["build"], ["build", "comparator"], ["build", "-o", "landrun", "./cmd/landrun"]]
+    commands.clear()
+    assert [r.status for r in run_setup(ctx, [comparator_step()])] == ["done already"]
+    assert commands == []
+    report = {item.name: item for item in doctor_report(ctx.project_dir, ctx.data_dir, ctx.elan_home)}
+    assert report["judge"].ok and report["judge"].version == "comparator"
+
+
+def test_comparator_step_without_go_says_so(tmp_path: Path) -> None:
+    from lean_env.comparator import COMPARATOR_TOOLCHAIN
+    from prover.lean_setup import comparator_step
+
+    ctx, commands = _comparator_context(tmp_path, COMPARATOR_TOOLCHAIN, with_go=False)
+    with pytest.raises(SetupError) as caught:
+        run_setup(ctx, [comparator_step()])
+    assert caught.value.step == "comparator"
+    assert "Go is not installed" in str(caught.value) and "--skip-comparator" in str(caught.value)
+    assert commands == []
+
+
+def test_comparator_step_is_skipped_with_the_flag_or_an_incompatible_toolchain(tmp_path: Path) -> None:
+    from lean_env.comparator import COMPARATOR_TOOLCHAIN
+    from prover.lean_setup import comparator_step
+
+    ctx, commands = _comparator_context(tmp_path, TOOLCHAIN)
+    (result,) = run_setup(ctx, [comparator_step()])
+    assert result.status == "skipped" and "v4.24.0" in result.detail and "v4.30.0-rc2" in result.detail
+    ctx, commands = _comparator_context(tmp_path / "again", COMPARATOR_TOOLCHAIN)
+    ctx.skip_comparator = True
+    (result,) = run_setup(ctx, [comparator_step()])
+    assert result.status == "skipped" and "--skip-comparator" in result.detail
+    assert commands == []
+
+
+def test_setup_command_takes_skip_comparator(tmp_path: Path, bare_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = _blocked_network(monkeypatch)
+    monkeypatch.setenv("PROVER_HOME", str(tmp_path / "ph"))
+    assert _exit_status(["setup", "--yes", "--skip-comparator", "--skip-data"]) == 2  # still offline at elan
+    assert asked == [ELAN_INIT_URL]
+
+
+def test_doctor_says_which_judge_proofs_get(
+    tmp_path: Path, bare_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = _project(tmp_path)
+    assert _exit_status(["doctor", "--json", "--project-dir", str(project)]) == 0
+    judge = {item["name"]: item for item in json.loads(capsys.readouterr().out)}["judge"]
+    assert judge["ok"] is True and judge["version"] == "repl"
+    assert "comparator not installed" in judge["detail"] and "v4.30.0-rc2" in judge["detail"]
+    monkeypatch.setenv("PROVER_LEAN__COMPARATOR__ENABLED", "on")
+    assert _exit_status(["doctor", "--json", "--project-dir", str(project)]) == 0
+    judge = {item["name"]: item for item in json.loads(capsys.readouterr().out)}["judge"]
+    assert judge["ok"] is False and "refuse" in judge["detail"]
+
+
+def _fake_tools(root: Path) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for name in ("comparator", "lean4export", "landrun"):
+        paths[f"{name}_path"] = _script(root / name, "print('fake')\n")
+    return paths
+
+
+def test_build_final_judge_follows_enabled(tmp_path: Path) -> None:
+    from lean_env.comparator import ComparatorJudge, ComparatorSettings
+    from prover.wiring import build_final_judge
+
+    project = _project(tmp_path)
+    lake = _script(tmp_path / "bin" / "lake", "print('fake lake')\n")
+
+    def lean(**comparator: Any) -> LeanSettings:
+        return LeanSettings(
+            project_dir=project, data_dir=tmp_path / "data", comparator=ComparatorSettings(**comparator)
+        )
+
+    assert build_final_judge(lean(enabled="off"), lake=lake) is None
+    assert build_final_judge(lean(enabled="auto"), lake=lake) is None  # nothing installed: the REPL judge
+    with pytest.raises(MissingDependency) as caught:
+        build_final_judge(lean(enabled="on"), lake=lake)
+    assert "comparator" in caught.value.what and "prover setup" in caught.value.how
+    tools = _fake_tools(tmp_path / "tools")
+    judge = build_final_judge(lean(enabled="auto", **tools), lake=lake)
+    assert isinstance(judge, ComparatorJudge) and judge.lake == (str(lake),)
+
+
+def test_build_env_wraps_the_repl_in_the_final_judge_when_installed(tmp_path: Path, bare_home: Path) -> None:
+    from lean_env.comparator import ComparatorSettings
+    from lean_env.judged import JudgedEnv
+    from prover.wiring import build_env
+
+    project = _project(tmp_path)
+    _script(bare_home / ".elan" / "bin" / "lake", "print('fake lake')\n")
+    tools = _fake_tools(tmp_path / "tools")
+    base: dict[str, Any] = {
+        "project_dir": project,
+        "data_dir": tmp_path / "data",
+        "repl": ReplConfig(command=("true",)),
+    }
+    plain = build_env(LeanSettings(**base, comparator=ComparatorSettings(enabled="off")))
+    assert not isinstance(plain, JudgedEnv)
+    judged = build_env(LeanSettings(**base, comparator=ComparatorSettings(**tools)))
+    assert isinstance(judged, JudgedEnv)
+    with pytest.raises(MissingDependency):
+        build_env(LeanSettings(**base, backend="dojo", comparator=ComparatorSettings(enabled="on")))
