@@ -93,6 +93,10 @@ def theorem_from_file(path: Path, name: str, policy: SourcePolicy = DEFAULT_POLI
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
         raise StatementError(f"--file: {path} does not exist") from error
+    except IsADirectoryError as error:
+        raise StatementError(f"--file: {path} is a directory; give the Lean file that holds the theorem") from error
+    except PermissionError as error:
+        raise StatementError(f"--file: {path} cannot be read (permission denied)") from error
     except UnicodeDecodeError as error:
         raise StatementError(f"--file: {path} is not UTF-8 text") from error
     declared = [declaration.name for declaration in lean_syntax.declarations(text)]

@@ -327,6 +327,50 @@ class SearchTree:
 
         nx.write_graphml(self.to_networkx(), path)
 
+    def to_dot(self) -> str:
+        """The graph in Graphviz DOT: states as boxes, the proof path in bold green, errors as red sinks."""
+        graph = self.to_networkx()
+
+        def quote(text: object) -> str:
+            return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\l") + '"'
+
+        colours = {"proved": "darkgreen", "failed": "firebrick", "open": "black"}
+        lines = ["digraph search {", "  node [fontname=monospace, fontsize=9];"]
+        for name, data in graph.nodes(data=True):
+            if data["kind"] == "state":
+                label = f"{data['pp']}\n[{data['status']}, priority {data['priority']:.2f}]"
+                colour = colours.get(data["status"], "black")
+                lines.append(f"  {name} [shape=box, color={colour}, label={quote(label)}];")
+            else:
+                colour = "darkgreen" if data["kind"] == "proof" else "firebrick"
+                lines.append(
+                    f"  {name} [shape=point, color={colour}, xlabel={quote(str(data.get('message', ''))[:80])}];"
+                )
+        for source, target, data in graph.edges(data=True):
+            style = (
+                "style=bold, color=darkgreen"
+                if data["on_proof"]
+                else ("color=firebrick" if target.startswith("error") else "color=gray40")
+            )
+            lines.append(f"  {source} -> {target} [{style}, label={quote(data['tactic'])}];")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def write_dot(self, path: Path) -> None:
+        path.write_text(self.to_dot(), encoding="utf-8")
+
+    def write(self, path: Path) -> None:
+        """Write the graph in the format `path`'s suffix names: `.json`, `.graphml` or `.dot`."""
+        writers = {".json": self.write_json, ".graphml": self.write_graphml, ".dot": self.write_dot}
+        writer = writers.get(path.suffix.lower())
+        if writer is None:
+            raise ValueError(f"{path}: the graph formats are {', '.join(writers)}; the suffix says which")
+        writer(path)
+
+
+TREE_FORMATS: tuple[str, ...] = (".json", ".graphml", ".dot")
+"""The suffixes `SearchTree.write` understands."""
+
 
 def _is_ancestor(candidate: Node, node: Node) -> bool:
     """Whether `candidate` lies on `node`'s best path from the root (re-parenting it would make a cycle)."""

@@ -37,9 +37,14 @@ def _read_problem(options: dict[str, Any], policy: Any) -> tuple[Any, dict[str, 
     try:
         if options["env"] == "dojo":
             return _read_dojo_problem(options)
-        if options["statement"] and options["file"]:
+        if options["statement"] is not None and options["file"]:
             raise UserFacingError("give either --statement or --file/--name, not both")
-        if options["statement"]:
+        if options["statement"] is not None:
+            ignored = [f"--{flag}" for flag in ("name", "repo", "commit") if options[flag]]
+            if ignored:
+                raise UserFacingError(
+                    f"{', '.join(ignored)} only apply with --file or --env dojo, not with --statement"
+                )
             header = options["header"] if options["header"] is not None else MINIF2F_HEADER
             return theorem_from_statement(options["statement"], header=header, policy=policy), {}
         if options["file"]:
@@ -64,7 +69,11 @@ def _read_problem(options: dict[str, Any], policy: Any) -> tuple[Any, dict[str, 
 @model_options
 @search_options
 @settings_options
-@click.option("--export-tree", type=click.Path(path_type=Path), help="Write the search graph (.json or .graphml).")
+@click.option(
+    "--export-tree",
+    type=click.Path(path_type=Path),
+    help="Write the search graph (.json, .graphml or .dot, by suffix).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def prove(**options: Any) -> None:
     """Attempt one theorem with best-first search; print the verified proof and the stats.
@@ -75,17 +84,29 @@ def prove(**options: Any) -> None:
     from prover.config import load_settings
 
     settings = load_settings(options["config_file"], os.environ, settings_overrides(options))
+    _check_export_path(options["export_tree"])  # before the search: a bad path must not lose its result
     problem, locations = _read_problem({**options, "env": settings.lean.backend}, settings.lean.policy)
     result, tree = asyncio.run(_run(problem, locations, settings, options["export_tree"] is not None))
     if options["export_tree"] is not None and tree is not None:
-        path: Path = options["export_tree"]
-        if path.suffix == ".graphml":
-            tree.write_graphml(path)
-        else:
-            tree.write_json(path)
+        tree.write(options["export_tree"])
     _print_result(result, options["as_json"])
     status = result.status.value
     raise SystemExit(0 if status == "proved" else 2 if status == "invalid_statement" else 1)
+
+
+def _check_export_path(path: Path | None) -> None:
+    """Refuse an `--export-tree` path that could not be written, before any search time is spent."""
+    if path is None:
+        return
+    from search.tree import TREE_FORMATS
+
+    if path.suffix.lower() not in TREE_FORMATS:
+        raise UserFacingError(f"--export-tree: {path} must end in {', '.join(TREE_FORMATS)} (the format)")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserFacingError(f"--export-tree: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserFacingError(f"--export-tree: {path} is not writable")
 
 
 async def _run(problem: Any, locations: dict[str, Any], settings: Any, keep_tree: bool) -> tuple[Any, Any]:

@@ -71,6 +71,13 @@ def test_missing_lean_exits_2_with_one_clear_message(tmp_path: Path) -> None:
         (["--file", "nowhere.lean"], "--file needs --name"),
         ([], "nothing to prove"),
         (["--statement", "theorem t : 1 = 1 := by", "--expansions", "0"], "--expansions"),
+        (["--file", ".", "--name", "t"], "is a directory"),
+        (["--statement", "theorem t : 1 = 1 := by", "--name", "t"], "--name only apply with --file"),
+        (["--statement", "theorem t : 1 = 1 := by", "--repo", "r", "--commit", "c"], "--repo, --commit only apply"),
+        (["--statement", ""], "the statement is empty"),
+        (["--statement", "   "], "the statement is empty"),
+        (["--statement", "theorem t : 1 = 1 := by", "--export-tree", "tree.png"], "must end in .json, .graphml, .dot"),
+        (["--statement", "theorem t : 1 = 1 := by", "--export-tree", "nodir/tree.json"], "nodir does not exist"),
     ],
 )
 def test_malformed_input_exits_2_saying_what_is_wrong(tmp_path: Path, args: list[str], complaint: str) -> None:

@@ -91,3 +91,34 @@ def test_an_unexplored_tree_exports_just_the_root(tmp_path: Path) -> None:
     tree.write_graphml(tmp_path / "t.graphml")
     graph = nx.read_graphml(tmp_path / "t.graphml")
     assert list(graph.nodes) == ["n0"] and graph.number_of_edges() == 0
+
+
+async def test_dot_marks_the_proof_path_and_escapes_labels(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    tree = await _tree()
+    text = tree.to_dot()
+    assert text.startswith("digraph search {") and text.rstrip().endswith("}")
+    edges = [line for line in text.splitlines() if " -> " in line]
+    assert len(edges) == tree.num_edges
+    bold = [line for line in edges if "style=bold" in line]
+    assert len(bold) == len(tree.proof_edges())
+    # A tactic's quote and line break cannot end its label early.
+    assert '"calc x = x := rfl\\l  _ = x := rfl"' in text
+    if shutil.which("dot"):
+        done = subprocess.run(["dot", "-Tsvg"], input=text, capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 0, done.stderr
+
+
+async def test_write_picks_the_format_by_suffix_and_refuses_others(tmp_path: Path) -> None:
+    import pytest
+
+    tree = await _tree()
+    for suffix in (".json", ".graphml", ".dot"):
+        tree.write(tmp_path / f"tree{suffix}")
+    assert json.loads((tmp_path / "tree.json").read_text())["directed"] is True
+    assert nx.read_graphml(tmp_path / "tree.graphml").number_of_edges() == tree.num_edges
+    assert (tmp_path / "tree.dot").read_text().startswith("digraph")
+    with pytest.raises(ValueError, match=r"\.json, \.graphml, \.dot"):
+        tree.write(tmp_path / "tree.png")
