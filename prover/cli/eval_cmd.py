@@ -11,11 +11,12 @@ Results stream into `<out>/results.jsonl` (one line per problem, durable as each
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,13 +223,32 @@ def _evaluate(
 ) -> None:
     """Select, open the run directory, run what is left, print the summary; exits 1 on an abort."""
     loaded = _load(selection, settings, options, loader)
-    prepared = _prepare(options, settings, selection, loaded.dataset)
-    remaining = [problem for problem in loaded.dataset.problems if problem.name not in prepared.skip]
-    aborted = _execute(options, settings, loaded, prepared, title) if remaining else None
-    _print_summary(prepared, loaded.dataset, options["as_json"], title)
+    with _run_directory_lock(settings.eval.out_dir):
+        prepared = _prepare(options, settings, selection, loaded.dataset)
+        remaining = [problem for problem in loaded.dataset.problems if problem.name not in prepared.skip]
+        if prepared.skip and remaining:
+            click.echo(f"resuming: {len(prepared.skip)} recorded, {len(remaining)} to go", err=True)
+        aborted = _execute(options, settings, loaded, prepared, title) if remaining else None
+        _print_summary(prepared, loaded.dataset, options["as_json"], title)
     if aborted is not None:
         click.echo(f"error: {aborted}\nfix the backend, then rerun with --resume --retry-errors", err=True)
         raise SystemExit(1)
+
+
+@contextlib.contextmanager
+def _run_directory_lock(out_dir: Path) -> Iterator[None]:
+    """Hold the run directory for this run; a second run on it is refused, naming the first one's pid."""
+    from prover.evaluation.session import RunDirectoryError, RunLock
+
+    try:
+        lock = RunLock(out_dir)
+        lock.__enter__()
+    except RunDirectoryError as error:
+        raise UserFacingError(str(error)) from error
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def _load(selection: Selection, settings: Any, options: dict[str, Any], loader: Callable[..., Any]) -> Loaded:
@@ -285,8 +305,11 @@ def _execute(options: dict[str, Any], settings: Any, loaded: Loaded, prepared: A
 
     max_errors = options["max_env_errors"] or None
     run = _run_ray if settings.eval.executor == "ray" else _run_local
+    recorded = _recorded(prepared, loaded.dataset)
     progress = ProgressDisplay(
-        title=f"{title} {options.get('split') or ''}".strip(), enabled=not options["no_progress"]
+        title=_run_label(loaded.dataset, title),
+        enabled=not options["no_progress"],
+        recorded_proved=sum(record.proved for record in recorded),
     )
     try:
         with ResultsWriter(prepared.results_path) as writer, progress:
@@ -375,12 +398,29 @@ async def _run_ray(run: Execution) -> None:
     )
 
 
-def _print_summary(prepared: Any, dataset: Any, as_json: bool, title: str) -> None:
+def _recorded(prepared: Any, dataset: Any) -> list[Any]:
+    """The records of the run directory that belong to the selected problems."""
     from prover.evaluation.results import read_records
+
+    if not prepared.results_path.exists():
+        return []
+    selected = set(dataset.names)
+    return [record for record in read_records(prepared.results_path) if record.name in selected]
+
+
+def _run_label(dataset: Any, title: str) -> str:
+    """`miniF2F test`, `miniF2F valid+test`: the same name in the progress bar and the summary."""
+    from prover.minif2f.dataset import SPLITS
+
+    present = {problem.split for problem in dataset.problems}
+    splits = "+".join(split for split in SPLITS if split in present)
+    return f"{title} {splits}".strip()
+
+
+def _print_summary(prepared: Any, dataset: Any, as_json: bool, title: str) -> None:
     from prover.evaluation.summary import format_summary, summarize
 
-    selected = set(dataset.names)
-    records = [record for record in read_records(prepared.results_path) if record.name in selected]
+    records = _recorded(prepared, dataset)
     summary = summarize(records, expected=len(dataset))
     if as_json:
         payload = {
@@ -398,26 +438,25 @@ def _print_summary(prepared: Any, dataset: Any, as_json: bool, title: str) -> No
         }
         click.echo(json.dumps(payload, indent=2))
         return
-    from prover.minif2f.dataset import SPLITS
-
-    present = {problem.split for problem in dataset.problems}
-    splits = "+".join(split for split in SPLITS if split in present)
-    click.echo(format_summary(summary, title=f"{title} {splits}".strip()))
+    click.echo(format_summary(summary, title=_run_label(dataset, title)))
     click.echo(f"results: {prepared.results_path}   manifest: {prepared.out_dir / 'manifest.json'}")
 
 
 class ProgressDisplay:
     """A rich progress bar on standard error, fed by the evaluation's event stream.
 
-    It is an event listener: `EvaluationStarted` sets the total (recorded problems count as done),
-    each `ProblemFinished` advances the bar and the proved count; every other event is ignored.
+    It is an event listener: `EvaluationStarted` sets the total (problems already recorded, on a
+    resume, count as done, and `recorded_proved` of them as proved), each `ProblemFinished` advances
+    the bar and the proved count; every other event is ignored. So the bar ends where the summary
+    does.
     """
 
-    def __init__(self, title: str, enabled: bool) -> None:
+    def __init__(self, title: str, enabled: bool, recorded_proved: int = 0) -> None:
         self._title = title
         self._enabled = enabled
-        self._proved = 0
+        self._proved = recorded_proved
         self._done = 0
+        self._new = 0
         self._progress: Any = None
         self._task: Any = None
 
@@ -464,18 +503,21 @@ class ProgressDisplay:
     def _started(self, total: int, skipped: int) -> None:
         if self._progress is None:
             return
+        self._done = skipped
+        pct = f"({100 * self._proved / skipped:.1f} %)" if skipped else ""
         self._task = self._progress.add_task(
-            self._title, total=total + skipped, completed=skipped, proved=0, pct="", rate=""
+            self._title, total=total + skipped, completed=skipped, proved=self._proved, pct=pct, rate=""
         )
 
     def _finished(self, proved: bool) -> None:
         self._done += 1
+        self._new += 1
         self._proved += int(proved)
         if self._progress is None or self._task is None:
             return
         task = self._progress.tasks[self._task]
         elapsed = task.elapsed or 0.0
-        rate = f"{60 * self._done / elapsed:.1f}/min" if elapsed > 0 else ""
+        rate = f"{60 * self._new / elapsed:.1f}/min" if elapsed > 0 else ""
         self._progress.update(
             self._task,
             advance=1,

@@ -10,6 +10,7 @@ experiments are refused.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,49 @@ class PreparedRun:
     """Names whose `env_error` records were removed to be attempted again (`retry_errors`)."""
     changed: tuple[str, ...] = ()
     """Names whose records were of another statement (hash) and were removed to be attempted again."""
+
+
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held while one `prover eval` writes into it.
+
+    `flock` on `<out>/.lock`, which holds the owner's pid: the operating system releases it when the
+    process ends however it ends (SIGKILL included), so a stale lock never blocks a resume. A second
+    run on the same directory is refused with `RunDirectoryError` naming the first one's pid.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = Path(out_dir) / LOCK_FILE
+        self._handle: Any = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")  # held open while the lock is
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunDirectoryError(
+                f"{self.path.parent} is in use by another run (pid {owner}); "
+                "wait for it to finish or choose another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing releases the flock
+            self._handle = None
 
 
 def prepare_run(

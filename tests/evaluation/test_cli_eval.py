@@ -260,3 +260,43 @@ def test_eval_jsonl_runs_a_users_own_problems_and_set_reaches_any_setting(tmp_pa
     assert lean.repl.crash_retries == 4 and lean.repl.spread_tactics is False
     bad = invoke(str(dataset), "--out", str(tmp_path / "p"), "--set", "nonsense", command="jsonl")
     assert bad.exit_code == 2 and "--set" in bad.output
+
+
+def test_a_second_run_on_the_same_directory_is_refused_naming_the_first(tmp_path: Path) -> None:
+    import os
+
+    from prover.evaluation.session import RunLock
+
+    Recorder(list(NAMES), list(PROVABLE))
+    dataset = write_jsonl(tmp_path / "d.jsonl", NAMES)
+    out = tmp_path / "o"
+    with RunLock(out):  # the first run, still going
+        second = invoke("--dataset", str(dataset), "--out", str(out), "--resume", "--no-progress")
+    assert second.exit_code == 2 and f"in use by another run (pid {os.getpid()})" in second.output
+    assert not (out / "results.jsonl").exists(), "the refused run wrote nothing"
+    after = invoke("--dataset", str(dataset), "--out", str(out), "--no-progress")
+    assert after.exit_code == 0, "the lock goes with the run that held it"
+
+
+def test_resume_says_what_is_left_and_the_bar_counts_recorded_results(tmp_path: Path) -> None:
+    from prover.cli.eval_cmd import ProgressDisplay
+    from prover.evaluation.events import EvaluationStarted, ProblemFinished
+
+    Recorder(list(NAMES), list(PROVABLE))
+    dataset = write_jsonl(tmp_path / "d.jsonl", NAMES)
+    out = tmp_path / "o"
+    first = invoke("--dataset", str(dataset), "--out", str(out), "--limit", "6", "--no-progress")
+    assert first.exit_code == 0
+    resumed = invoke("--dataset", str(dataset), "--out", str(out), "--resume", "--no-progress")
+    assert "resuming: 6 recorded, 4 to go" in resumed.output
+    assert "miniF2F test: proved 6/10 (60.0 %)" in resumed.output
+    # The bar starts from the recorded results and ends where the summary does.
+    records = read_records(out / "results.jsonl")
+    with ProgressDisplay("miniF2F test", enabled=True, recorded_proved=3) as bar:
+        bar(EvaluationStarted(total=4, skipped=6))
+        for record in records[:4]:
+            bar(ProblemFinished(record))
+        task = bar._progress.tasks[0]
+        proved = 3 + sum(record.proved for record in records[:4])
+        assert (task.completed, task.total, task.fields["proved"]) == (10, 10, proved)
+        assert task.fields["pct"] == f"({100 * proved / 10:.1f} %)"
