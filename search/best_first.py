@@ -397,7 +397,14 @@ class BestFirstSearch:
             # TimeoutError only on exit), so a TimeoutError raised by the generator is its failure.
             raise
         except Exception as error:
-            logger.exception("tactic generator failed on %s", self.problem.name)
+            # One line at the default level; the traceback only when debugging (`prover -vv`).
+            logger.error(
+                "tactic generator failed on %s: %s: %s",
+                self.problem.name,
+                type(error).__name__,
+                error,
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
             raise _SearchEnded(
                 SearchStatus.ENV_ERROR, f"tactic generator failed: {type(error).__name__}: {error}"
             ) from error

@@ -34,6 +34,8 @@ from prover.cli.options import (
 )
 
 DEFAULT_MAX_ENV_ERRORS = 20
+EXIT_ENVIRONMENT = 3
+"""Exit status when Lean or the model failed (the run stopped early, or every problem ended in env_error)."""
 
 selection_options = stack_options(
     click.option("--names", "pattern", help="Only names matching these globs, comma-separated (e.g. 'mathd_*,amc*')."),
@@ -164,8 +166,9 @@ def _common_options(function: Callable[..., Any]) -> Callable[..., Any]:
 def minif2f(**options: Any) -> None:
     """Prove miniF2F in batch and print the pass rate overall, per split and per category.
 
-    Exits 0 when every selected problem has a record, 1 when the run stopped early (too many
-    infrastructure errors), 2 for bad input, settings or a missing dependency.
+    Exits 0 when every selected problem has a record, 2 for bad input, settings, a missing
+    dependency, or Lean or the model not answering before the first problem, 3 when the environment
+    failed during the run (too many infrastructure errors in a row, or every problem ended in one).
     """
     from prover.minif2f.dataset import load_dataset
 
@@ -230,9 +233,17 @@ def _evaluate(
             click.echo(f"resuming: {len(prepared.skip)} recorded, {len(remaining)} to go", err=True)
         aborted = _execute(options, settings, loaded, prepared, title) if remaining else None
         _print_summary(prepared, loaded.dataset, options["as_json"], title)
+        new = [record for record in _recorded(prepared, loaded.dataset) if record.name not in prepared.skip]
     if aborted is not None:
         click.echo(f"error: {aborted}\nfix the backend, then rerun with --resume --retry-errors", err=True)
-        raise SystemExit(1)
+        raise SystemExit(EXIT_ENVIRONMENT)
+    if new and all(record.status == "env_error" for record in new):
+        click.echo(
+            f"error: all {len(new)} problem(s) of this run ended in an environment error; "
+            "fix the backend, then rerun with --resume --retry-errors",
+            err=True,
+        )
+        raise SystemExit(EXIT_ENVIRONMENT)
 
 
 @contextlib.contextmanager
@@ -354,6 +365,8 @@ async def _run_local(run: Execution) -> None:
     try:
         generator = current_backends().build_generator(run.settings.model)
         try:
+            pending = [problem for problem in run.loaded.dataset.problems if problem.name not in run.prepared.skip]
+            await _preflight(env, generator, pending[0])
             await run_evaluation(
                 run.loaded.dataset.problems,
                 env,
@@ -369,6 +382,15 @@ async def _run_local(run: Execution) -> None:
             await generator.close()
     finally:
         await env.close()
+
+
+async def _preflight(env: Any, generator: Any, problem: Any) -> None:
+    from prover.preflight import PreflightError, preflight
+
+    try:
+        await preflight(env, generator, problem)
+    except PreflightError as error:
+        raise UserFacingError(str(error)) from error
 
 
 async def _run_ray(run: Execution) -> None:

@@ -78,8 +78,9 @@ def _read_problem(options: dict[str, Any], policy: Any) -> tuple[Any, dict[str, 
 def prove(**options: Any) -> None:
     """Attempt one theorem with best-first search; print the verified proof and the stats.
 
-    Exits 0 when proved, 1 when not, 2 when Lean, the model or the input is missing or malformed
-    (including a statement that Lean does not accept).
+    Exits 0 when proved, 1 when not proved within the budget, 2 when Lean, the model or the input is
+    missing or malformed (including a statement Lean does not accept), 3 when Lean or the model
+    failed during the search.
     """
     from prover.config import load_settings
 
@@ -91,7 +92,11 @@ def prove(**options: Any) -> None:
         tree.write(options["export_tree"])
     _print_result(result, options["as_json"])
     status = result.status.value
-    raise SystemExit(0 if status == "proved" else 2 if status == "invalid_statement" else 1)
+    raise SystemExit(_EXIT_CODES.get(status, 1))
+
+
+_EXIT_CODES = {"proved": 0, "invalid_statement": 2, "env_error": 3}
+"""`prove`'s exit status by result status; every other status (not proved within the budget) is 1."""
 
 
 def _check_export_path(path: Path | None) -> None:

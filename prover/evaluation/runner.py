@@ -191,7 +191,13 @@ async def prove_problem(
     except Exception as error:
         # The search turns backend and model failures into ENV_ERROR itself; reaching here is a defect
         # in some component, and one problem must not take the whole evaluation down with it.
-        logger.exception("search of %s raised", problem.name)
+        logger.error(
+            "search of %s raised %s: %s",
+            problem.name,
+            type(error).__name__,
+            error,
+            exc_info=logger.isEnabledFor(logging.DEBUG),
+        )
         return env_error_record(
             problem,
             f"unexpected error: {type(error).__name__}: {error}",

@@ -78,7 +78,7 @@ def test_end_to_end_run_writes_records_manifest_and_prints_the_summary(
     assert backends.lean[0].repl.workers == 2 and backends.lean[0].repl.command == ("fake-repl", "--x")
     model = backends.model[0]
     assert (model.backend, model.name, model.base_urls) == ("openai", "llemma-served", ["http://gpu:8000/v1"])
-    assert backends.env.counters.starts == 10
+    assert backends.env.counters.starts == 10 + 1, "each problem once, plus the preflight check of Lean"
 
     again = invoke(*common, "--expansions", "5")
     assert again.exit_code == 2 and "already holds results; pass --resume" in again.output
@@ -87,7 +87,7 @@ def test_end_to_end_run_writes_records_manifest_and_prints_the_summary(
     summary = json.loads(resumed.output)
     assert (summary["proved"], summary["attempted"], summary["expected"]) == (6, 10, 10)
     assert summary["by_category"]["mathd_algebra"] == [2, 2]
-    assert backends.env.counters.starts == 10, "nothing re-run on resume"
+    assert backends.env.counters.starts == 11, "nothing re-run (nor checked) on a resume with nothing left"
     mismatch = invoke(*common, "--expansions", "7", "--resume")
     assert mismatch.exit_code == 2 and "search.expansions: recorded 5, now 7" in mismatch.output
 
@@ -105,7 +105,7 @@ def test_filters_and_partial_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     starts = backends.env.counters.starts
     wider = invoke("--dataset", str(dataset), "--out", str(out), "--limit", "6", "--resume", "--no-progress")
     assert wider.exit_code == 0, wider.output
-    assert backends.env.counters.starts - starts == 3  # amc, aime, imo; the mathd ones are recorded
+    assert backends.env.counters.starts - starts == 3 + 1  # amc, aime, imo (the mathd ones are recorded), preflight
     assert "proved 6/6" in wider.output
 
 
@@ -122,29 +122,47 @@ def test_bad_input_exits_2_with_a_message(tmp_path: Path, monkeypatch: pytest.Mo
     assert invoke("--force").exit_code == 2
 
 
-def test_a_dead_backend_stops_the_run_with_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_backend_that_is_missing_fails_before_the_first_problem_with_exit_2(tmp_path: Path) -> None:
     from tests.stand_ins.scripted import ScriptedEnv
 
     backends = Recorder(list(NAMES), [])
     backends.env = ScriptedEnv({}, start_error="REPL binary not found")
     dataset = write_jsonl(tmp_path / "d.jsonl", NAMES)
-    done = invoke(
-        "--dataset",
-        str(dataset),
-        "--out",
-        str(tmp_path / "o"),
-        "--max-env-errors",
-        "3",
-        "--concurrency",
-        "1",
-        "--no-progress",
-    )
-    assert done.exit_code == 1
+    done = invoke("--dataset", str(dataset), "--out", str(tmp_path / "o"), "--no-progress")
+    assert done.exit_code == 2, done.output
+    assert "Lean did not start" in done.output and "REPL binary not found" in done.output
+    assert "prover setup" in done.output and "Traceback" not in done.output
+    assert not (tmp_path / "o" / "results.jsonl").exists() or not read_records(tmp_path / "o" / "results.jsonl")
+
+
+def test_a_dead_model_fails_before_the_first_problem_with_exit_2(tmp_path: Path) -> None:
+    backends = Recorder(list(NAMES), [])
+
+    class DeadModel:
+        async def generate(self, requests: Any) -> Any:
+            raise ConnectionError("connection refused: http://127.0.0.1:9/v1")
+
+        async def close(self) -> None:
+            return None
+
+    backends.generator = DeadModel()  # type: ignore[assignment]
+    dataset = write_jsonl(tmp_path / "d.jsonl", NAMES)
+    done = invoke("--dataset", str(dataset), "--out", str(tmp_path / "o"), "--no-progress")
+    assert done.exit_code == 2 and "the model did not answer" in done.output and "connection refused" in done.output
+
+
+def test_a_backend_that_dies_during_the_run_stops_it_with_exit_3(tmp_path: Path) -> None:
+    backends = Recorder(list(NAMES), [])
+    backends.env, backends.generator = world([], list(NAMES), crash=NAMES)  # opens fine, crashes on tactics
+    dataset = write_jsonl(tmp_path / "d.jsonl", NAMES)
+    common = ["--dataset", str(dataset), "--out", str(tmp_path / "o"), "--concurrency", "1", "--no-progress"]
+    done = invoke(*common, "--max-env-errors", "3")
+    assert done.exit_code == 3, done.output
     assert "3 problems in a row" in done.output and "--resume --retry-errors" in done.output
     assert len(read_records(tmp_path / "o" / "results.jsonl")) == 3
-    retried = invoke("--dataset", str(dataset), "--out", str(tmp_path / "o"), "--resume", "--retry-errors")
+    retried = invoke(*common, "--resume", "--retry-errors", "--max-env-errors", "0")
     assert "retrying 3 problem(s)" in retried.output
-    del backends
+    assert retried.exit_code == 3 and "all 10 problem(s) of this run ended in an environment error" in retried.output
 
 
 def test_ray_executor_receives_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

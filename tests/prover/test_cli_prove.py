@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,3 +86,26 @@ def test_malformed_input_exits_2_saying_what_is_wrong(tmp_path: Path, args: list
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert complaint in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_exit_status_tells_not_proved_from_invalid_from_environment_failure(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from prover.cli.main import cli
+    from prover.wiring import Backends
+    from tests.evaluation.worlds import world
+
+    statement = "theorem mathd_algebra_10 (n : ℕ) (h₀ : n = 1) : n + 0 = 1 := by"
+
+    def run(env: Any, generator: Any) -> Any:
+        backends = Backends(build_env=lambda lean, **_: env, build_generator=lambda model: generator)
+        args = ["prove", "--statement", statement, "--expansions", "3", "--json"]
+        return CliRunner().invoke(cli, args, obj=backends, catch_exceptions=False)
+
+    assert run(*world(["mathd_algebra_10"], ["mathd_algebra_10"])).exit_code == 0
+    assert run(*world([], ["mathd_algebra_10"])).exit_code == 1, "searched, not proved"
+    crashing = run(*world([], ["mathd_algebra_10"], crash=["mathd_algebra_10"]))
+    assert crashing.exit_code == 3 and '"status": "env_error"' in crashing.output
+    env, generator = world([], ["mathd_algebra_10"])
+    env._invalid["mathd_algebra_10"] = "unknown identifier 'x'"
+    assert run(env, generator).exit_code == 2
