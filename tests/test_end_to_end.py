@@ -60,7 +60,9 @@ def world(tmp_path: Path) -> Iterator[dict[str, object]]:
             table[_query_key(state)] = completions
     # Deeper states first: the stand-in answers with the first key found in the prompt.
     table = dict(sorted(table.items(), key=lambda item: -item[0].count("step")))
-    script = write_script(tmp_path / "script.json", script_theorems)
+    # A path with a space: `--repl-command` must be split like a shell would, not at every space.
+    (tmp_path / "stand in").mkdir()
+    script = write_script(tmp_path / "stand in" / "script.json", script_theorems)
     dataset = tmp_path / "minif2f.jsonl"
     with dataset.open("w", encoding="utf-8") as out:
         for name, statement in STATEMENTS.items():
