@@ -64,6 +64,20 @@ LEAN_RELEASES_URL = "https://github.com/leanprover/lean4/releases"
 MATHLIB_REPO_URL = "https://github.com/leanprover-community/mathlib4"
 MATHLIB_CACHE_URL = "https://lakecache.blob.core.windows.net/mathlib4"
 
+ISABELLE_RELEASE = "Isabelle2025"
+"""The pinned Isabelle release `prover setup --isabelle` installs."""
+ISABELLE_URL = f"https://isabelle.in.tum.de/website-{ISABELLE_RELEASE}/dist/{ISABELLE_RELEASE}_linux.tar.gz"
+"""Its Linux bundle (includes its own JDK, Scala and Poly/ML)."""
+ISABELLE_HEAP = "MiniF2F_Heap"
+"""The session `prover setup --isabelle` builds: HOL plus the theories miniF2F's Isabelle statements import."""
+ISABELLE_HEAP_IMPORTS = (
+    "Complex_Main",
+    "HOL-Library.Code_Target_Numeral",
+    "HOL-Library.Sum_of_Squares",
+    "HOL-Computational_Algebra.Computational_Algebra",
+    "HOL-Number_Theory.Number_Theory",
+)
+
 _SETUP_HINT = "Run `prover setup` (it installs elan, Lean, the REPL and Mathlib's build)."
 
 
@@ -213,6 +227,35 @@ def resolve_repl_command(lean: LeanSettings) -> tuple[list[str], Path | None]:
     if not project_built(project_dir):
         raise MissingDependency(f"the build of {project_dir}", f"{_SETUP_HINT} Or run `lake build` in {project_dir}.")
     return [str(lake), "env", str(repl)], project_dir  # `lake env` finds the project by its working directory
+
+
+def isabelle_home(data_dir: Path) -> Path:
+    """Where `prover setup --isabelle` unpacks the pinned release under `data_dir`."""
+    return Path(data_dir) / "isabelle" / ISABELLE_RELEASE
+
+
+def isabelle_heap_dir(data_dir: Path) -> Path:
+    """The session directory holding the ROOT of `ISABELLE_HEAP` (pass it as `lean.isabelle.dirs`)."""
+    return Path(data_dir) / "isabelle" / "minif2f_heap"
+
+
+def heap_root_text() -> str:
+    """The ROOT file of `ISABELLE_HEAP`."""
+    imports = "\n".join(f'    "{name}"' for name in ISABELLE_HEAP_IMPORTS[1:])
+    return (
+        f'session {ISABELLE_HEAP} = "HOL-Library" +\n'
+        '  sessions\n    "HOL-Computational_Algebra"\n    "HOL-Number_Theory"\n'
+        f"  theories\n    Complex_Main\n{imports}\n"
+    )
+
+
+def find_isabelle(data_dir: Path, path: str | None = None) -> Path | None:
+    """The `isabelle` executable: the one `prover setup --isabelle` installed, else `isabelle` on `path`."""
+    installed = isabelle_home(data_dir) / "bin" / "isabelle"
+    if installed.is_file() and os.access(installed, os.X_OK):
+        return installed
+    found = shutil.which("isabelle", path=path)
+    return Path(found) if found else None
 
 
 # --- setup -------------------------------------------------------------------------------------------
@@ -470,9 +513,71 @@ def comparator_step() -> SetupStep:
     )
 
 
-def setup_steps() -> list[SetupStep]:
+def _install_isabelle(ctx: SetupContext) -> None:
+    import tarfile
+
+    target = isabelle_home(ctx.data_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        bundle = Path(scratch) / f"{ISABELLE_RELEASE}_linux.tar.gz"
+        ctx.fetch(ISABELLE_URL, bundle)
+        with tarfile.open(bundle) as archive:
+            archive.extractall(scratch, filter="tar")
+        unpacked = Path(scratch) / ISABELLE_RELEASE
+        if not unpacked.is_dir():
+            raise SetupError("isabelle", f"the bundle from {ISABELLE_URL} holds no {ISABELLE_RELEASE}/ folder")
+        if target.exists():
+            shutil.rmtree(target)
+        unpacked.rename(target)
+
+
+def _heap_marker(ctx: SetupContext) -> Path:
+    return isabelle_heap_dir(ctx.data_dir) / ".built"
+
+
+def _heap_built(ctx: SetupContext) -> bool:
+    marker = _heap_marker(ctx)
+    return marker.is_file() and marker.read_text(encoding="utf-8") == heap_root_text()
+
+
+def _build_heap(ctx: SetupContext) -> None:
+    isabelle = find_isabelle(ctx.data_dir, ctx.search_path)
+    if isabelle is None:
+        raise SetupError("isabelle-heap", "`isabelle` was not found; the isabelle step installs it")
+    directory = isabelle_heap_dir(ctx.data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "ROOT").write_text(heap_root_text(), encoding="utf-8")
+    ctx.run([str(isabelle), "build", "-b", "-d", str(directory), ISABELLE_HEAP], directory, ctx.env(), ctx.log)
+    _heap_marker(ctx).write_text(heap_root_text(), encoding="utf-8")
+
+
+def isabelle_steps() -> list[SetupStep]:
+    """`prover setup --isabelle`: unpack the pinned release under the data directory, then build the heap."""
+    return [
+        SetupStep(
+            "isabelle",
+            f"install {ISABELLE_RELEASE} (about 1 GB, with its own JDK)",
+            ISABELLE_URL,
+            lambda ctx: find_isabelle(ctx.data_dir, ctx.search_path) is not None,
+            _install_isabelle,
+        ),
+        SetupStep(
+            "isabelle-heap",
+            f"build the {ISABELLE_HEAP} heap (`isabelle build -b`: {', '.join(ISABELLE_HEAP_IMPORTS)})",
+            None,
+            _heap_built,
+            _build_heap,
+        ),
+    ]
+
+
+def setup_steps(isabelle: bool = False) -> list[SetupStep]:
     """Every setup step, in order: the project's files, elan, toolchain, REPL, Mathlib cache, project build,
-    then the data."""
+    then the data; with `isabelle`, then Isabelle and its heap (`isabelle_steps`)."""
+    return _lean_steps() + (isabelle_steps() if isabelle else [])
+
+
+def _lean_steps() -> list[SetupStep]:
     return [
         SetupStep(
             "project",
@@ -659,6 +764,18 @@ def comparator_item(settings: ComparatorSettings, data_dir: Path, toolchain: str
     return DoctorItem("judge", True, "repl", f"{why}: proofs are judged by the REPL re-check; run `prover setup`")
 
 
+def isabelle_item(data_dir: Path, path: str | None = None) -> DoctorItem:
+    """The `Isabelle` line of `prover doctor`: found or not, its version, whether the miniF2F heap is built."""
+    isabelle = find_isabelle(data_dir, path)
+    if isabelle is None:
+        return DoctorItem("Isabelle", False, detail="not installed (optional): run `prover setup --isabelle`")
+    version = _output([str(isabelle), "version"]) or ""
+    marker = isabelle_heap_dir(data_dir) / ".built"
+    heap = marker.is_file() and marker.read_text(encoding="utf-8") == heap_root_text()
+    detail = f"{isabelle}; heap {ISABELLE_HEAP} " + ("built" if heap else "not built: run `prover setup --isabelle`")
+    return DoctorItem("Isabelle", True, version, detail)
+
+
 def doctor_report(
     project_dir: Path,
     data_dir: Path,
@@ -744,6 +861,7 @@ def doctor_report(
     items.append(
         DoctorItem("vLLM", vllm is not None, vllm or "", "pip install -e '.[vllm]' (GPU only)" if not vllm else "")
     )
+    items.append(isabelle_item(data_dir))
     git = _output(["git", "--version"])
     items.append(DoctorItem("git", git is not None, git or "", "" if git else "needed by setup and LeanDojo"))
     return items

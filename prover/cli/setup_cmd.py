@@ -47,10 +47,16 @@ def _elan_home() -> Path:
 @click.option(
     "--skip-comparator", is_flag=True, help="Do not build the comparator judge (the REPL judge stays in use)."
 )
+@click.option("--isabelle", is_flag=True, help="Also install Isabelle (pinned release) and build the miniF2F heap.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before installing elan into ELAN_HOME.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML settings file.")
 def setup(
-    project_dir: Path | None, skip_data: bool, skip_comparator: bool, yes: bool, config_file: Path | None
+    project_dir: Path | None,
+    skip_data: bool,
+    skip_comparator: bool,
+    isabelle: bool,
+    yes: bool,
+    config_file: Path | None,
 ) -> None:
     """Install or find elan, the pinned Lean toolchain, the REPL, Mathlib's build cache and the data.
 
@@ -63,7 +69,15 @@ def setup(
     from rich.console import Console
     from rich.markup import escape
 
-    from prover.lean_setup import SetupContext, SetupError, SetupStep, find_tool, packaged_project, run_setup
+    from prover.lean_setup import (
+        SetupContext,
+        SetupError,
+        SetupStep,
+        find_tool,
+        packaged_project,
+        run_setup,
+        setup_steps,
+    )
 
     console = Console(stderr=True, highlight=False)
     settings = _settings(config_file, {"project_dir": project_dir})
@@ -105,7 +119,7 @@ def setup(
         console.print(f"{label} ... {mark.get(state, state)}")
 
     try:
-        results = run_setup(context, on_step=on_step)
+        results = run_setup(context, setup_steps(isabelle=isabelle), on_step=on_step)
     except SetupError as error:
         live = status_holder.pop("status", None)
         if live is not None:

@@ -592,3 +592,54 @@ def test_build_env_wraps_the_repl_in_the_final_judge_when_installed(tmp_path: Pa
     assert isinstance(judged, JudgedEnv)
     with pytest.raises(MissingDependency):
         build_env(LeanSettings(**base, backend="dojo", comparator=ComparatorSettings(enabled="on")))
+
+
+# --- Isabelle (`prover setup --isabelle`) ------------------------------------------------------
+
+
+def test_isabelle_steps_only_with_the_flag() -> None:
+    assert "isabelle" not in [step.name for step in setup_steps()]
+    assert [step.name for step in setup_steps(isabelle=True)][-2:] == ["isabelle", "isabelle-heap"]
+
+
+def test_isabelle_steps_install_the_pinned_release_and_build_the_heap_once(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    fetched: list[str] = []
+    commands: list[list[str]] = []
+
+    def fetch(url: str, destination: Path) -> None:
+        fetched.append(url)
+        with tarfile.open(destination, "w:gz") as archive:
+            body = f"#!{sys.executable}\nprint('{lean_setup.ISABELLE_RELEASE}')\n".encode()
+            info = tarfile.TarInfo(f"{lean_setup.ISABELLE_RELEASE}/bin/isabelle")
+            info.size, info.mode = len(body), 0o755
+            archive.addfile(info, io.BytesIO(body))
+
+    def run(argv: Any, cwd: Any, env: Any, log: Any) -> None:
+        commands.append(list(argv))
+
+    ctx = SetupContext(
+        project_dir=tmp_path / "p",
+        elan_home=tmp_path / "elan",
+        path="",
+        data_dir=tmp_path / "data",
+        fetch=fetch,
+        run=run,
+    )
+    steps = lean_setup.isabelle_steps()
+    assert [r.status for r in run_setup(ctx, steps)] == ["done", "done"]
+    assert fetched == [lean_setup.ISABELLE_URL] and "Isabelle2025" in fetched[0]
+    assert commands[0][1:3] == ["build", "-b"] and commands[0][-1] == "MiniF2F_Heap"
+    root = (lean_setup.isabelle_heap_dir(ctx.data_dir) / "ROOT").read_text()
+    for name in lean_setup.ISABELLE_HEAP_IMPORTS[1:]:
+        assert f'"{name}"' in root
+    assert [r.status for r in run_setup(ctx, steps)] == ["done already", "done already"]
+    item = lean_setup.isabelle_item(ctx.data_dir, path="")
+    assert item.ok and item.version == "Isabelle2025" and "heap MiniF2F_Heap built" in item.detail
+
+
+def test_doctor_reports_isabelle_missing(tmp_path: Path) -> None:
+    item = lean_setup.isabelle_item(tmp_path, path="")
+    assert not item.ok and "prover setup --isabelle" in item.detail
