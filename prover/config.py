@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lean_env.comparator import ComparatorSettings
 from lean_env.dojo import DojoConfig
+from lean_env.isabelle.checker import IsabelleConfig
 from lean_env.repl.config import ReplConfig
 from lean_env.source_policy import SourcePolicy
 from search.types import PriorityScheme, SearchConfig
@@ -64,6 +65,8 @@ class LeanSettings(_Section):
     (`[lean.policy]`); only the operator's settings can widen it, never a request."""
     comparator: ComparatorSettings = Field(default_factory=ComparatorSettings)
     """The trusted final judge (`[lean.comparator]`): `enabled` auto/on/off, tool paths, timeout, axioms."""
+    isabelle: IsabelleConfig = Field(default_factory=IsabelleConfig)
+    """The Isabelle server and checker (`[lean.isabelle]`): server address or how to start it, session, pool."""
 
 
 class ModelSettings(_Section):
