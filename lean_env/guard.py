@@ -45,7 +45,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lean_env.lean_syntax import BRACKETS
+from lean_env.lean_syntax import BRACKETS, block_comment_end
 
 ALLOWED_OPTIONS: frozenset[str] = frozenset(
     {
@@ -358,20 +358,9 @@ def _check_characters(text: str) -> None:
 
 def _skip_block_comment(text: str, start: int) -> int:
     """Index just past the block comment opening at `start`; Lean's block comments nest."""
-    depth = 1
-    index = start + 2
-    length = len(text)
-    while index < length:
-        if text.startswith("/-", index):
-            depth += 1
-            index += 2
-        elif text.startswith("-/", index):
-            depth -= 1
-            index += 2
-            if depth == 0:
-                return index
-        else:
-            index += 1
+    end = block_comment_end(text, start)
+    if end >= 0:
+        return end
     line = text.count("\n", 0, start) + 1
     raise GuardViolation(f"has a block comment opened on line {line} that is never closed")
 

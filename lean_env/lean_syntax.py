@@ -34,6 +34,25 @@ def _is_identifier_char(char: str) -> bool:
     return char.isalnum() or char in "_'!?." or "\u2080" <= char <= "\u209c" or char in "ᵢᵣᵤᵥ"
 
 
+def block_comment_end(text: str, start: int) -> int:
+    """Index just past the block comment `/- ... -/` opening at `start` (they nest), or -1 if never closed."""
+    depth = 1
+    index = start + 2
+    length = len(text)
+    while index < length:
+        if text.startswith("/-", index):
+            depth += 1
+            index += 2
+        elif text.startswith("-/", index):
+            depth -= 1
+            index += 2
+            if depth == 0:
+                return index
+        else:
+            index += 1
+    return -1
+
+
 def mask(text: str) -> str:
     """`text` with comments, string/char literals and `«»` names replaced by spaces (line breaks kept).
 
@@ -62,19 +81,8 @@ def _mask(text: str, *, names: str) -> str:
             blank(index, stop)
             index = stop
         elif char == "/" and text.startswith("/-", index):
-            depth = 0
-            cursor = index
-            while cursor < length:
-                if text.startswith("/-", cursor):
-                    depth += 1
-                    cursor += 2
-                elif text.startswith("-/", cursor):
-                    depth -= 1
-                    cursor += 2
-                    if depth == 0:
-                        break
-                else:
-                    cursor += 1
+            cursor = block_comment_end(text, index)
+            cursor = length if cursor < 0 else cursor
             blank(index, cursor)
             index = cursor
         elif char == '"' or (char == "r" and _RAW_STRING.match(text, index) and not _after_identifier(text, index)):

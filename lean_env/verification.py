@@ -140,6 +140,22 @@ def _proof_part(theorem: Problem, checked_text: str) -> str | None:
     return checked_text[len(prefix) : end]
 
 
+def _guard_or_error(
+    theorem: Problem, checked_text: str, messages: Sequence[LeanMessage]
+) -> tuple[VerifyStatus, str] | None:
+    """The rejections both judges share: the guard on the proof found in the text, then Lean's errors."""
+    proof = _proof_part(theorem, checked_text)
+    if proof is not None:
+        # Defence in depth: a backend that skipped `precheck` still cannot get a guarded proof accepted.
+        problem = check_proof_text(proof)
+        if problem is not None:
+            return VerifyStatus.GUARD_REJECTED, problem
+    errors = [m for m in messages if m.is_error]
+    if errors:
+        return VerifyStatus.LEAN_ERROR, f"Lean reported an error: {errors[0].text.strip()[:500]}"
+    return None
+
+
 def precheck(theorem: Problem, proof: str) -> VerifyResult | None:
     """The text-level checks that run before Lean: a rejection, or None when Lean should check it."""
     problem = check_proof_text(proof)
@@ -173,15 +189,9 @@ def judge(
 
     if not statement_unchanged(theorem, checked_text):
         return verdict(VerifyStatus.STATEMENT_CHANGED, "the checked file does not state the theorem asked for")
-    proof = _proof_part(theorem, checked_text)
-    if proof is not None:
-        # Defence in depth: a backend that skipped `precheck` still cannot get a guarded proof accepted.
-        problem = check_proof_text(proof)
-        if problem is not None:
-            return verdict(VerifyStatus.GUARD_REJECTED, problem)
-    errors = [m for m in messages if m.is_error]
-    if errors:
-        return verdict(VerifyStatus.LEAN_ERROR, f"Lean reported an error: {errors[0].text.strip()[:500]}")
+    rejected = _guard_or_error(theorem, checked_text, messages)
+    if rejected is not None:
+        return verdict(*rejected)
     if any(_SORRY_WARNING.search(m.text) and not (0 < m.line <= header_lines) for m in messages):
         return verdict(VerifyStatus.SORRY, "the proof uses `sorry`")
     reports = axiom_reports(messages, declaration_name(theorem))
@@ -332,15 +342,9 @@ def judge_probe(
             VerifyStatus.REPLY_MISMATCH,
             f"the probe's reply answers `#print axioms` about {strangers[0]!r}, never asked",
         )
-    proof = _proof_part(theorem, checked_text)
-    if proof is not None:
-        # Defence in depth: a backend that skipped `precheck` still cannot get a guarded proof accepted.
-        problem = check_proof_text(proof)
-        if problem is not None:
-            return verdict(VerifyStatus.GUARD_REJECTED, problem)
-    errors = [m for m in proof_messages if m.is_error]
-    if errors:
-        return verdict(VerifyStatus.LEAN_ERROR, f"Lean reported an error: {errors[0].text.strip()[:500]}")
+    rejected = _guard_or_error(theorem, checked_text, proof_messages)
+    if rejected is not None:
+        return verdict(*rejected)
     if any(_SORRY_WARNING.search(m.text) for m in (*proof_messages, *probe_messages)):
         return verdict(VerifyStatus.SORRY, "the proof uses `sorry`")
     probe_errors = [m for m in probe_messages if m.is_error]

@@ -37,7 +37,7 @@ import itertools
 import logging
 import statistics
 from collections import deque
-from collections.abc import AsyncIterator, Collection, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -306,24 +306,15 @@ class ReplPool:
         self._fresh_waiters.setdefault(header, deque()).append(future)
         self._top_up_fresh()
         wait_s = (self.config.acquire_timeout_s if timeout is None else timeout) + self.config.start_timeout_s
-        try:
-            async with asyncio.timeout(wait_s):
-                return await asyncio.shield(future)
-        except TimeoutError:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                return future.result()
-            future.cancel()
-            self._acquire_timeouts += 1
-            raise PoolExhausted(
+        return await self._await_handover(
+            future,
+            wait_s,
+            give_back=self.discard,
+            exhausted=lambda: (
                 f"no fresh Lean REPL worker for verification within {wait_s:g} s "
                 f"({len(self._fresh)} of {self.config.max_verify_workers} in use)"
-            ) from None
-        except asyncio.CancelledError:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                self.discard(future.result())
-            else:
-                future.cancel()
-            raise
+            ),
+        )
 
     def discard(self, worker: ReplProcess) -> None:
         """Retire a worker from `acquire_fresh` for good (stopping it if still running); safe twice."""
@@ -418,7 +409,28 @@ class ReplPool:
         return _Waiter(next(self._seq), header, asyncio.get_running_loop().create_future())
 
     async def _wait(self, waiter: _Waiter, wait_s: float) -> ReplProcess:
-        future = waiter.future
+        def exhausted() -> str:
+            stats = self.stats()
+            return (
+                f"no Lean REPL worker became free within {wait_s:g} s "
+                f"({stats.busy} busy of {self.config.workers}, {stats.waiting} waiting)"
+            )
+
+        return await self._await_handover(waiter.future, wait_s, give_back=self.release, exhausted=exhausted)
+
+    async def _await_handover(
+        self,
+        future: asyncio.Future[ReplProcess],
+        wait_s: float,
+        *,
+        give_back: Callable[[ReplProcess], None],
+        exhausted: Callable[[], str],
+    ) -> ReplProcess:
+        """The worker handed to `future` within `wait_s`, else `PoolExhausted(exhausted())`.
+
+        A worker handed over just as the wait ends is still taken; one handed over to a caller that
+        was cancelled meanwhile goes back through `give_back`, so no worker is ever lost.
+        """
         try:
             async with asyncio.timeout(wait_s):
                 return await asyncio.shield(future)
@@ -427,14 +439,10 @@ class ReplPool:
                 return future.result()
             future.cancel()
             self._acquire_timeouts += 1
-            stats = self.stats()
-            raise PoolExhausted(
-                f"no Lean REPL worker became free within {wait_s:g} s "
-                f"({stats.busy} busy of {self.config.workers}, {stats.waiting} waiting)"
-            ) from None
+            raise PoolExhausted(exhausted()) from None
         except asyncio.CancelledError:
             if future.done() and not future.cancelled() and future.exception() is None:
-                self.release(future.result())
+                give_back(future.result())
             else:
                 future.cancel()
             raise

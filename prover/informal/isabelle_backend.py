@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from lean_env.isabelle.checker import mask_isabelle
 from lean_env.types import Problem, VerifyResult
 from prover.informal.pipeline import InformalConfig
 from prover.informal.types import Gap, GapMethod, GapOutcome
@@ -60,57 +61,8 @@ _TRY_THIS = re.compile(r"Try this:\s*(.+?)(?:\s+\([^()]*\d+(?:\.\d+)?\s*(?:ms|s)
 
 
 def mask(text: str) -> str:
-    """`text` with comments `(* *)` (nested), strings `"..."` and cartouches blanked to spaces.
-
-    Offsets are kept, so a match in the masked text is at the same place in the original.
-    """
-    out = list(text)
-    i, n = 0, len(text)
-    open_cartouche, close_cartouche = "\\<open>", "\\<close>"
-
-    def blank(start: int, end: int) -> None:
-        for k in range(start, min(end, n)):
-            if out[k] != "\n":
-                out[k] = " "
-
-    while i < n:
-        if text.startswith("(*", i):
-            depth, j = 1, i + 2
-            while j < n and depth:
-                if text.startswith("(*", j):
-                    depth, j = depth + 1, j + 2
-                elif text.startswith("*)", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            blank(i, j)
-            i = j
-        elif text[i] == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            blank(i, j + 1)
-            i = j + 1
-        elif text.startswith(open_cartouche, i) or text[i] == "‹":
-            depth, j = 0, i
-            while j < n:
-                if text.startswith(open_cartouche, j):
-                    depth, j = depth + 1, j + len(open_cartouche)
-                elif text[j] == "‹":
-                    depth, j = depth + 1, j + 1
-                elif text.startswith(close_cartouche, j):
-                    depth, j = depth - 1, j + len(close_cartouche)
-                elif text[j] == "›":
-                    depth, j = depth - 1, j + 1
-                else:
-                    j += 1
-                if depth == 0:
-                    break
-            blank(i, j)
-            i = j
-        else:
-            i += 1
-    return "".join(out)
+    """`text` with Isabelle comments, strings and cartouches blanked, offsets kept (the checker's own masker)."""
+    return mask_isabelle(text)
 
 
 class IsabelleSketchBackend:
