@@ -27,7 +27,7 @@ import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lean_env.comparator import (
@@ -44,7 +44,7 @@ from lean_env.comparator import (
     tools_root,
 )
 from lean_env.errors import MissingDependency
-from prover.config import LeanSettings
+from prover.config import LeanSettings, ModelSettings
 
 MINIF2F_REPO_URL = "https://github.com/yangky11/miniF2F-lean4"
 MINIF2F_COMMIT = "5746b7d6c47855ce1294bed87329618ff7f1bc31"
@@ -710,9 +710,18 @@ class DoctorItem:
     ok: bool
     version: str = ""
     detail: str = ""
+    required: bool = True
+    """Whether the configured run needs it (`doctor` exits 1 when a required item is missing); optional
+    pieces (LeanDojo, vLLM, Isabelle, the comparator judge, GPUs) are reported but never fail it."""
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "ok": self.ok, "version": self.version, "detail": self.detail}
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "version": self.version,
+            "detail": self.detail,
+            "required": self.required,
+        }
 
 
 def _output(argv: Sequence[str], cwd: Path | None = None) -> str | None:
@@ -776,12 +785,53 @@ def isabelle_item(data_dir: Path, path: str | None = None) -> DoctorItem:
     return DoctorItem("Isabelle", True, version, detail)
 
 
+def _python_package(name: str, distribution: str, extra: str, required: bool, why: str) -> DoctorItem:
+    version = _package_version(distribution)
+    hint = "" if version else f"pip install -e '.[{extra}]' ({why})"
+    return DoctorItem(name, version is not None, version or "", hint, required=required)
+
+
+def model_weights_item(model: ModelSettings) -> DoctorItem:
+    """Whether the configured model's weights are on this machine: a local directory, or the Hugging Face cache."""
+    name = model.name
+    local = Path(name).expanduser()
+    if local.is_dir():
+        found = (local / "config.json").is_file()
+        return DoctorItem("model weights", found, "", str(local) if found else f"{local} has no config.json")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return DoctorItem("model weights", False, "", f"cannot look up {name}: pip install -e '.[hf]'")
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        return DoctorItem("model weights", True, "", f"{name} in the Hugging Face cache")
+    return DoctorItem(
+        "model weights", False, "", f"{name} is not in the Hugging Face cache: `huggingface-cli download {name}`"
+    )
+
+
+def model_items(model: ModelSettings) -> list[DoctorItem]:
+    """The Python pieces and weights the configured model backend needs (the others are optional)."""
+    backend = model.backend
+    items = [
+        _python_package("torch", "torch", "hf", backend == "hf", "the hf backend"),
+        _python_package("transformers", "transformers", "hf", backend == "hf", "the hf backend"),
+        _python_package("vLLM", "vllm", "vllm", backend == "vllm", "the vllm backend, GPU only"),
+        _python_package("httpx", "httpx", "openai", backend == "openai", "the openai backend"),
+        _python_package("matplotlib", "matplotlib", "report", False, "plots in `prover report`"),
+    ]
+    if backend in ("hf", "vllm"):
+        items.append(model_weights_item(model))
+    return items
+
+
 def doctor_report(
     project_dir: Path,
     data_dir: Path,
     elan_home: Path | None = None,
     dojo_cache_dir: Path | None = None,
     comparator: ComparatorSettings | None = None,
+    model: ModelSettings | None = None,
 ) -> list[DoctorItem]:
     """What is installed for `project_dir` (REPL and data under `data_dir`), with versions, and which
     judge will accept proofs (`comparator` settings: default `ComparatorSettings()`).
@@ -839,7 +889,13 @@ def doctor_report(
         items.append(DoctorItem(label, ok, head[:7] if head else "", detail))
     dojo = _package_version("lean-dojo")
     items.append(
-        DoctorItem("LeanDojo", dojo is not None, dojo or "", "installed" if dojo else "pip install -e '.[dojo]'")
+        DoctorItem(
+            "LeanDojo",
+            dojo is not None,
+            dojo or "",
+            "installed" if dojo else "pip install -e '.[dojo]'",
+            required=False,
+        )
     )
     cache = Path(dojo_cache_dir).expanduser() if dojo_cache_dir else Path.home() / ".cache" / "lean_dojo"
     traced = (
@@ -851,17 +907,15 @@ def doctor_report(
             bool(traced),
             f"{len(traced)} traced repos" if cache.is_dir() else "",
             ", ".join(traced[:5]) if traced else f"{cache} has no traced repository",
+            required=False,
         )
     )
-    items.append(comparator_item(comparator or ComparatorSettings(), data_dir, toolchain))
-    items.append(_gpus())
-    torch = _package_version("torch")
-    items.append(DoctorItem("torch", torch is not None, torch or "", "pip install -e '.[hf]'" if not torch else ""))
-    vllm = _package_version("vllm")
-    items.append(
-        DoctorItem("vLLM", vllm is not None, vllm or "", "pip install -e '.[vllm]' (GPU only)" if not vllm else "")
-    )
-    items.append(isabelle_item(data_dir))
+    judge_settings = comparator or ComparatorSettings()
+    judge = comparator_item(judge_settings, data_dir, toolchain)
+    items.append(replace(judge, required=judge_settings.enabled == "on"))  # required only when asked for
+    items.append(replace(_gpus(), required=False))
+    items.extend(model_items(model or ModelSettings()))
+    items.append(replace(isabelle_item(data_dir), required=False))
     git = _output(["git", "--version"])
     items.append(DoctorItem("git", git is not None, git or "", "" if git else "needed by setup and LeanDojo"))
     return items

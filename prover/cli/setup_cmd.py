@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,11 @@ def setup(
         base_env=dict(os.environ),
     )
     if not yes and find_tool("elan", elan_home, context.search_path) is None:
+        if not sys.stdin.isatty():
+            raise UserFacingError(
+                f"elan is not installed and there is no terminal to ask whether to install it into {elan_home}; "
+                "pass --yes to install it"
+            )
         click.confirm(f"elan is not installed. Install it into {elan_home}?", default=True, abort=True, err=True)
 
     status_holder: dict[str, Any] = {}
@@ -145,7 +151,8 @@ def doctor(project_dir: Path | None, dojo_cache_dir: Path | None, as_json: bool,
     """Report what is installed, with versions: elan, lean, lake, the REPL, Mathlib, data, the judge, LeanDojo,
     GPUs, vLLM. The `judge` line says whether comparator is installed and which judge proofs will get.
 
-    Always exits 0 (a report, not a check); `--json` gives the items to test against.
+    Exits 0 when everything the configured run needs is there, 1 when a required piece is missing
+    (optional pieces, shown in yellow, never fail it); `--json` gives the items to test against.
     """
     from prover.lean_setup import doctor_report
 
@@ -154,20 +161,30 @@ def doctor(project_dir: Path | None, dojo_cache_dir: Path | None, as_json: bool,
     cache = settings.lean.dojo.cache_dir
     if cache is None and os.environ.get("CACHE_DIR"):
         cache = Path(os.environ["CACHE_DIR"])  # LeanDojo's own variable, honoured as LeanDojo would
-    items = doctor_report(project, settings.lean.data_dir, _elan_home(), cache, settings.lean.comparator)
+    items = doctor_report(
+        project, settings.lean.data_dir, _elan_home(), cache, settings.lean.comparator, model=settings.model
+    )
+    missing = [item.name for item in items if item.required and not item.ok]
     if as_json:
         click.echo(json.dumps([item.to_dict() for item in items], indent=2))
-        return
+        raise SystemExit(1 if missing else 0)
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"prover doctor ({project})")
-    table.add_column("component")
-    table.add_column("status")
-    table.add_column("version")
-    table.add_column("where / what to do")
+    table.add_column("component", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("version", overflow="fold")
+    table.add_column("where / what to do", overflow="fold")  # hints wrap; nothing is cut off
     for item in items:
-        status = "[green]ok[/]" if item.ok else "[red]missing[/]"
+        if item.ok:
+            status = "[green]ok[/]"
+        else:
+            status = "[red]missing[/]" if item.required else "[yellow]absent (optional)[/]"
         table.add_row(escape(item.name), status, escape(item.version), escape(item.detail))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if missing:
+        console.print(f"[red]missing:[/] {', '.join(missing)}; `prover setup` installs the Lean pieces")
+        raise SystemExit(1)

@@ -151,7 +151,7 @@ def test_help_and_doctor_run_from_an_unrelated_directory(user: dict[str, object]
     assert helped.returncode == 0, helped.stderr
     assert "prove" in helped.stdout and "doctor" in helped.stdout
     doctor = _prover(user, "doctor", "--json")
-    assert doctor.returncode == 0, doctor.stderr  # a report, never a failing status
+    assert doctor.returncode == 1, doctor.stderr  # a full report; 1 because no Lean is set up here
     report = {item["name"]: item for item in json.loads(doctor.stdout)}
     home = user["home"]
     assert isinstance(home, Path)
@@ -159,7 +159,7 @@ def test_help_and_doctor_run_from_an_unrelated_directory(user: dict[str, object]
     assert report["Lean project"]["ok"] is False and str(default_project) in report["Lean project"]["detail"]
     assert str(CHECKOUT) not in doctor.stdout
     table = _prover(user, "doctor")
-    assert table.returncode == 0 and "missing" in table.stdout
+    assert table.returncode == 1 and "missing" in table.stdout
     _no_checkout_reads(user)
 
 

@@ -380,8 +380,13 @@ def test_doctor_on_a_bare_machine_says_what_is_missing(
 ) -> None:
     project = tmp_path / "project"
     shutil.copytree(packaged_project(), project)
-    assert _exit_status(["doctor", "--json", "--project-dir", str(project), "--dojo-cache-dir", str(tmp_path)]) == 0
+    # Lean is missing: a required piece, so doctor fails (1) while still reporting everything.
+    assert _exit_status(["doctor", "--json", "--project-dir", str(project), "--dojo-cache-dir", str(tmp_path)]) == 1
     report = {item["name"]: item for item in json.loads(capsys.readouterr().out)}
+    assert report["elan"]["required"] is True and report["vLLM"]["required"] is False
+    assert report["LeanDojo"]["required"] is False and report["CUDA GPUs"]["required"] is False
+    assert {"httpx", "matplotlib", "model weights", "transformers"} <= set(report)
+    assert report["model weights"]["required"] is True and "EleutherAI/llemma_7b" in report["model weights"]["detail"]
     for name in (
         "elan",
         "lean",
@@ -411,20 +416,20 @@ def test_doctor_lists_gpus_from_nvidia_smi(tmp_path: Path, bare_home: Path, monk
 def test_doctor_table_prints_without_the_json_flag(
     tmp_path: Path, bare_home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _exit_status(["doctor", "--project-dir", str(tmp_path)]) == 0
+    assert _exit_status(["doctor", "--project-dir", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "elan" in out and "missing" in out
+    assert "elan" in out and "missing" in out and "absent (optional)" in out
 
 
 def test_doctor_defaults_to_the_project_in_the_per_user_home(
     tmp_path: Path, bare_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert _exit_status(["doctor", "--json"]) == 0
+    assert _exit_status(["doctor", "--json"]) == 1
     report = {item["name"]: item for item in json.loads(capsys.readouterr().out)}
     assert str(tmp_path / "xdg" / "llemma-prover" / "miniF2F") in report["Lean project"]["detail"]
     monkeypatch.setenv("PROVER_HOME", str(tmp_path / "ph"))
-    assert _exit_status(["doctor", "--json"]) == 0
+    assert _exit_status(["doctor", "--json"]) == 1
     report = {item["name"]: item for item in json.loads(capsys.readouterr().out)}
     assert str(tmp_path / "ph" / "miniF2F") in report["Lean project"]["detail"]
 
@@ -534,14 +539,14 @@ def test_doctor_says_which_judge_proofs_get(
     tmp_path: Path, bare_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project = _project(tmp_path)
-    assert _exit_status(["doctor", "--json", "--project-dir", str(project)]) == 0
+    assert _exit_status(["doctor", "--json", "--project-dir", str(project)]) == 1  # no Lean here
     judge = {item["name"]: item for item in json.loads(capsys.readouterr().out)}["judge"]
-    assert judge["ok"] is True and judge["version"] == "repl"
+    assert judge["ok"] is True and judge["version"] == "repl" and judge["required"] is False
     assert "comparator not installed" in judge["detail"] and "v4.30.0-rc2" in judge["detail"]
     monkeypatch.setenv("PROVER_LEAN__COMPARATOR__ENABLED", "on")
-    assert _exit_status(["doctor", "--json", "--project-dir", str(project)]) == 0
+    assert _exit_status(["doctor", "--json", "--project-dir", str(project)]) == 1
     judge = {item["name"]: item for item in json.loads(capsys.readouterr().out)}["judge"]
-    assert judge["ok"] is False and "refuse" in judge["detail"]
+    assert judge["ok"] is False and "refuse" in judge["detail"] and judge["required"] is True
 
 
 def _fake_tools(root: Path) -> dict[str, Any]:
@@ -643,3 +648,14 @@ def test_isabelle_steps_install_the_pinned_release_and_build_the_heap_once(tmp_p
 def test_doctor_reports_isabelle_missing(tmp_path: Path) -> None:
     item = lean_setup.isabelle_item(tmp_path, path="")
     assert not item.ok and "prover setup --isabelle" in item.detail
+
+
+def test_setup_without_a_terminal_says_to_pass_yes(
+    tmp_path: Path, bare_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal: nobody can answer the question
+    status = _exit_status(["setup", "--project-dir", str(_project(tmp_path)), "--skip-data"])
+    assert status == 2
+    assert "pass --yes" in capsys.readouterr().err
