@@ -21,7 +21,7 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -31,6 +31,9 @@ from lean_env.isabelle.checker import IsabelleConfig
 from lean_env.repl.config import ReplConfig
 from lean_env.source_policy import SourcePolicy
 from search.types import PriorityScheme, SearchConfig
+
+if TYPE_CHECKING:
+    from prover.informal.pipeline import InformalConfig
 
 ENV_PREFIX = "PROVER_"
 APP_NAME = "llemma-prover"
@@ -138,6 +141,73 @@ class EvalSettings(_Section):
     ray_workers: int = Field(default=2, ge=1)
 
 
+def _pipeline_default(name: str) -> tuple[str, ...]:
+    """A default list of the pipeline's, imported late (`prover.informal` imports the models, which import this)."""
+    from prover.informal import pipeline
+
+    value: tuple[str, ...] = getattr(pipeline, name)
+    return value
+
+
+class InformalSettings(_Section):
+    """The informal-to-formal pipeline (`[informal]`), field for field `prover.informal.pipeline.InformalConfig`."""
+
+    attempts: int = Field(default=1, ge=1)
+    """Sketches per problem: attempt 0 is greedy, later ones sample; stop at the first verified one."""
+    draft_when_missing: bool = True
+    """When a problem has no informal proof, the model writes one from the informal statement first."""
+    max_tokens: int = Field(default=1024, ge=1)
+    """At most this many new tokens per sketch."""
+    draft_max_tokens: int = Field(default=1024, ge=1)
+    """At most this many new tokens per draft."""
+    stop: tuple[str, ...] = ("\n\n\n",)
+    """A sketch ends at any of these."""
+    draft_stop: tuple[str, ...] = ("\n\n\n", "### Problem")
+    """A draft ends at any of these."""
+    temperature: float = Field(default=0.6, ge=0)
+    """Temperature of the sampled attempts (attempt 0 is always greedy)."""
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    """Nucleus sampling of the sampled attempts."""
+    seed: int = Field(default=0, ge=0)
+    """Attempt k > 0 samples with seed `seed + k`."""
+    max_concurrent_gaps: int = Field(default=8, ge=1)
+    """Gaps of one sketch worked on at once."""
+    max_concurrent_sketches: int = Field(default=4, ge=1)
+    """Attempts of one problem in flight at once."""
+    max_concurrent_problems: int = Field(default=8, ge=1)
+    """Problems in flight at once (`formalize_many`)."""
+    hole_search_expansions: int = Field(default=32, ge=1)
+    """Lean: expansion budget of the best-first search on one hole."""
+    hole_search_wall_clock_s: float = Field(default=60.0, gt=0)
+    """Lean: wall-clock budget of the best-first search on one hole."""
+    automation: tuple[str, ...] = Field(default_factory=lambda: _pipeline_default("DEFAULT_AUTOMATION"))
+    """Lean: the tactics tried in parallel on every hole before the search."""
+    automation_timeout_s: float = Field(default=10.0, gt=0)
+    """Lean: timeout of one automation tactic."""
+    heuristics: tuple[str, ...] = Field(default_factory=lambda: _pipeline_default("DEFAULT_HEURISTICS"))
+    """Isabelle: the replacements tried for every `sledgehammer`, preferred in this order."""
+    heuristic_timeout_s: float = Field(default=30.0, gt=0)
+    """Isabelle: timeout of checking the theory with one replacement."""
+    sledgehammer: bool = True
+    """Isabelle: run Sledgehammer on a gap no heuristic closes."""
+    sledgehammer_timeout_s: float = Field(default=120.0, gt=0)
+    """Isabelle: timeout of the theory check that runs Sledgehammer on one gap."""
+    check_timeout_s: float = Field(default=120.0, gt=0)
+    """Timeout of checking a sketch or a spliced variant."""
+    verify_timeout_s: float = Field(default=300.0, gt=0)
+    """Timeout of the final check of an assembled proof."""
+    prompts: Path | None = None
+    """A prompt file (`PromptSet.from_file`) replacing or extending the default few-shot prompts."""
+
+    def to_config(self) -> InformalConfig:
+        """The pipeline's config; `prompts` is not part of it (load it with `PromptSet.from_file`)."""
+        from dataclasses import fields
+
+        from prover.informal.pipeline import InformalConfig
+
+        return InformalConfig(**{item.name: getattr(self, item.name) for item in fields(InformalConfig)})
+
+
 class ProverSettings(_Section):
     """Everything an entry point resolves: one object, passed down by section."""
 
@@ -148,8 +218,10 @@ class ProverSettings(_Section):
     model: ModelSettings = Field(default_factory=ModelSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    informal: InformalSettings = Field(default_factory=InformalSettings)
+    """The informal-to-formal pipeline (`prover formalize`, `prover eval --mode informal`)."""
 
-    @field_validator("lean", "model", "search", "eval", mode="before")
+    @field_validator("lean", "model", "search", "eval", "informal", mode="before")
     @classmethod
     def _none_is_default(cls, value: Any) -> Any:
         return {} if value is None else value

@@ -91,6 +91,8 @@ def write_report(runs: Sequence[Path], out_dir: Path | None = None) -> Path:
     _plot_proved_against(figure_class, loaded, "wall", plots / "proved_vs_time.png")
     _plot_proved_against(figure_class, loaded, "expansions", plots / "proved_vs_expansions.png")
     _plot_categories(figure_class, loaded, plots / "categories.png")
+    if any(pass_at_k(run.records) for run in loaded):
+        _plot_pass_at_k(figure_class, loaded, plots / PASS_AT_K_PLOT)
     text = _markdown(loaded, proof_dirs, out_dir)
     report = out_dir / REPORT_FILE
     report.write_text(text, encoding="utf-8")
@@ -153,6 +155,28 @@ def _plot_proved_against(figure_class: Any, runs: Sequence[Run], axis: str, path
         ax.set_xlabel("expansions per theorem")
         ax.set_title("Theorems proved within an expansion budget")
     ax.set_ylabel("theorems proved")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+PASS_AT_K_PLOT = "pass_at_k.png"
+"""The pass@k curve over attempts, drawn when a run has informal records."""
+
+
+def _plot_pass_at_k(figure_class: Any, runs: Sequence[Run], path: Path) -> None:
+    figure = figure_class(figsize=(7, 4.5), dpi=110)
+    ax = figure.add_subplot()
+    for run in runs:
+        curve = pass_at_k(run.records)
+        if curve:
+            ks = [k for k, _, _ in curve]
+            rates = [100 * proved / total if total else 0.0 for _, proved, total in curve]
+            ax.plot(ks, rates, marker="o", label=run.label)
+    ax.set_xlabel("attempts (k)")
+    ax.set_ylabel("pass@k (%)")
+    ax.set_title("Problems proved within k attempts")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
     figure.tight_layout()
@@ -332,4 +356,96 @@ def _markdown(runs: Sequence[Run], proof_dirs: Sequence[Path], out_dir: Path) ->
     ]
     for run, proof_dir in zip(runs, proof_dirs, strict=True):
         lines += _run_section(run, proof_dir, out_dir)
+        lines += _informal_section(run)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _informal(record: EvalRecord) -> dict[str, Any] | None:
+    """The `informal` field of a record written by `prover eval --mode informal`, if any."""
+    extra = record.model_extra or {}
+    value = extra.get("informal")
+    return value if isinstance(value, dict) else None
+
+
+def pass_at_k(records: Sequence[EvalRecord]) -> list[tuple[int, int, int]]:
+    """(k, problems proved within their first k attempts, problems) for k = 1 .. the most attempts allowed.
+
+    An attempt counts by its number (attempt 0 is the greedy one), so a problem proved by attempt 2 counts
+    from k = 3 on, however the concurrent attempts finished.
+    """
+    informal = [value for value in (_informal(record) for record in records) if value is not None]
+    if not informal:
+        return []
+    most = max(
+        [int(value.get("attempts_allowed") or 0) for value in informal]
+        + [len(value.get("attempts") or []) for value in informal]
+        + [1]
+    )
+    first: list[int | None] = []
+    for value in informal:
+        numbers = [int(a.get("number", 0)) for a in value.get("attempts") or [] if a.get("verified")]
+        first.append(min(numbers) if numbers else None)
+    return [(k, sum(1 for n in first if n is not None and n < k), len(informal)) for k in range(1, most + 1)]
+
+
+def _gap_closers(records: Sequence[EvalRecord]) -> Counter[tuple[str, str]]:
+    """(method, detail) of every gap of every finished attempt; detail names the heuristic or tactic."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for record in records:
+        value = _informal(record)
+        for attempt in (value or {}).get("attempts") or []:
+            for gap in attempt.get("gaps") or []:
+                method = str(gap.get("method", "open"))
+                closing = gap.get("closing")
+                detail = ""
+                if method in ("heuristic", "automation") and closing:
+                    detail = str(closing)
+                elif method == "open":
+                    tried = gap.get("tried") or []
+                    detail = "cancelled" if any(str(t).startswith("cancelled") for t in tried) else ""
+                counts[(method, detail)] += 1
+    return counts
+
+
+def _time_split(records: Sequence[EvalRecord]) -> dict[str, float]:
+    totals = {"draft": 0.0, "sketch": 0.0, "prove": 0.0, "check": 0.0}
+    for record in records:
+        for attempt in (_informal(record) or {}).get("attempts") or []:
+            for key, seconds in (attempt.get("timings") or {}).items():
+                if key in totals:
+                    totals[key] += float(seconds or 0.0)
+    return totals
+
+
+def _informal_section(run: Run) -> list[str]:
+    """Pass@k over attempts, how gaps were closed and the time split, for records with `informal`."""
+    curve = pass_at_k(run.records)
+    if not curve:
+        return []
+    lines = [f"### {run.label}: informal to formal", "", f"![pass@k over attempts](plots/{PASS_AT_K_PLOT})", ""]
+    lines += ["Pass@k over attempts:", ""]
+    lines += ["| k | proved | of | pass@k |", "|---:|---:|---:|---:|"]
+    for k, proved, total in curve:
+        lines.append(
+            f"| {k} | {proved} | {total} | {100 * proved / total:.1f} % |" if total else f"| {k} | 0 | 0 | - |"
+        )
+    lines += ["", "How gaps were closed (every gap of every attempt):", ""]
+    closers = _gap_closers(run.records)
+    if closers:
+        lines += ["| method | which | gaps |", "|---|---|---:|"]
+        for (method, detail), count in sorted(closers.items(), key=lambda item: (-item[1], item[0])):
+            escaped = detail.replace("|", "\\|") or "-"
+            lines.append(f"| {method} | {escaped} | {count} |")
+    else:
+        lines.append("- no gaps recorded")
+    split = _time_split(run.records)
+    all_stages = 0.0
+    for seconds in split.values():
+        all_stages += seconds
+    lines += ["", "Time split across the stages (all attempts):", ""]
+    lines += ["| stage | seconds | share |", "|---|---:|---:|"]
+    for stage, seconds in split.items():
+        share = f"{100 * seconds / all_stages:.1f} %" if all_stages > 0 else "-"
+        lines.append(f"| {stage} | {seconds:.2f} | {share} |")
+    lines.append("")
+    return lines

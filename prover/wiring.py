@@ -18,6 +18,8 @@ from search.types import TacticGenerator
 
 if TYPE_CHECKING:
     from lean_env.comparator import ComparatorJudge
+    from lean_env.isabelle.checker import IsabelleConfig
+    from prover.models.text import TextGenerator
 
 
 def build_env(lean: LeanSettings, *, dojo_locations: Mapping[str, Any] | None = None) -> LeanEnv:
@@ -90,12 +92,26 @@ def build_generator(model: ModelSettings) -> TacticGenerator:
     return build(model)
 
 
+def build_text_generator(model: ModelSettings) -> TextGenerator:
+    """The text generator for `model.backend` (`prover.models.build_text_generator`); share one per run."""
+    from prover.models import build_text_generator as build
+
+    return build(model)
+
+
+def build_isabelle(isabelle: IsabelleConfig) -> Any:
+    """An `IsabelleChecker` for `lean.isabelle`, not yet started (`start()`/`close()` or `async with`)."""
+    from lean_env.isabelle.checker import IsabelleChecker
+
+    return IsabelleChecker(isabelle)
+
+
 @dataclass(frozen=True, slots=True)
 class Backends:
     """The builders an entry point makes its Lean backend and model with.
 
     The CLI takes one (`prover.cli.main.main(argv, backends=...)`), so a test or an embedding
-    program hands it stand-ins instead of patching this module. Both builders must be picklable
+    program hands it stand-ins instead of patching this module. The builders must be picklable
     (module-level functions or `functools.partial`s of them) for the Ray executor, which calls them
     inside its workers.
     """
@@ -103,3 +119,10 @@ class Backends:
     build_env: Callable[..., LeanEnv] = build_env
     """`(lean: LeanSettings, *, dojo_locations=None) -> LeanEnv`, like `build_env`."""
     build_generator: Callable[[ModelSettings], TacticGenerator] = build_generator
+    """`(model: ModelSettings) -> TacticGenerator`, like `build_generator` (the search commands)."""
+    build_text_generator: Callable[[ModelSettings], TextGenerator] = build_text_generator
+    """`(model: ModelSettings) -> TextGenerator`: the informal pipeline's model; its tactic generator for Lean
+    holes is `prover.models.build_generator(model, text=...)` over the same text generator."""
+    build_isabelle: Callable[[IsabelleConfig], Any] = build_isabelle
+    """`(isabelle: IsabelleConfig) -> checker` with `start()`, `close()`, `check_theory` and `verify_theory`
+    (`lean_env.isabelle.checker.IsabelleChecker`)."""

@@ -80,6 +80,22 @@ run_options = stack_options(
     click.option("--no-progress", is_flag=True, help="No live progress bar."),
     click.option("--json", "as_json", is_flag=True, help="Print the closing summary as one JSON object."),
 )
+informal_options = stack_options(
+    click.option(
+        "--mode",
+        type=click.Choice(["formal", "informal"]),
+        default="formal",
+        show_default=True,
+        help="formal: best-first search on each statement; informal: draft, sketch and prove (`prover formalize`).",
+    ),
+    click.option(
+        "--lang",
+        type=click.Choice(["lean4", "isabelle"]),
+        default=None,
+        help="--mode informal: the formal language (default lean4; also the language of records without one).",
+    ),
+    click.option("--attempts", type=click.IntRange(min=1), help="--mode informal: sketches per problem (default 1)."),
+)
 executor_options = stack_options(
     click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Where searches run."),
     click.option("--address", help="--executor ray: the cluster address (e.g. auto or ray://host:10001)."),
@@ -131,6 +147,7 @@ def _settings_overrides(options: dict[str, Any]) -> dict[str, Any]:
             "ray_address": options["address"],
             "ray_workers": options["ray_workers"],
         },
+        informal={"attempts": options["attempts"]},
     )
 
 
@@ -147,6 +164,7 @@ def _common_options(function: Callable[..., Any]) -> Callable[..., Any]:
         model_options,
         search_options,
         run_options,
+        informal_options,
         executor_options,
         settings_options,
     )
@@ -200,6 +218,8 @@ def _resolve_settings(options: dict[str, Any]) -> Any:
 
     if (options["force"] or options["retry_errors"]) and not options["resume"]:
         raise UserFacingError("--force and --retry-errors only apply with --resume")
+    if options["mode"] != "informal" and (options["lang"] or options["attempts"]):
+        raise UserFacingError("--lang and --attempts only apply with --mode informal")
     return load_settings(options["config_file"], os.environ, _settings_overrides(options))
 
 
@@ -217,7 +237,7 @@ def _selection(options: dict[str, Any], path: Path, splits: list[str] | None) ->
         pattern=options["pattern"],
         categories=list(options["categories"]) or None,
         limit=options["limit"],
-        language=options["language"],
+        language=options["language"] or (options["lang"] if options["mode"] == "informal" else None),
     )
 
 
@@ -226,6 +246,8 @@ def _evaluate(
 ) -> None:
     """Select, open the run directory, run what is left, print the summary; exits 1 on an abort."""
     loaded = _load(selection, settings, options, loader)
+    if options["mode"] == "informal":
+        _check_informal(options, settings, loaded)
     with _run_directory_lock(settings.eval.out_dir):
         prepared = _prepare(options, settings, selection, loaded.dataset)
         remaining = [problem for problem in loaded.dataset.problems if problem.name not in prepared.skip]
@@ -297,7 +319,7 @@ def _prepare(options: dict[str, Any], settings: Any, selection: Selection, datas
             resume=options["resume"],
             force=options["force"],
             retry_errors=options["retry_errors"],
-            selection=selection.filters(),
+            selection={**selection.filters(), "mode": _run_mode(options, settings)},
             command=sys.argv,
         )
     except (RunDirectoryError, ResumeMismatch) as error:
@@ -345,6 +367,27 @@ def _env_builder(settings: Any, loaded: Loaded) -> Callable[[], Any]:
     return functools.partial(backends.build_env, settings.lean)
 
 
+def _run_mode(options: dict[str, Any], settings: Any) -> dict[str, Any]:
+    """What the manifest records of the mode (`check_resume` refuses to mix modes without --force)."""
+    if options["mode"] != "informal":
+        return {"mode": "formal"}
+    return {"mode": "informal", "lang": options["lang"] or "lean4", "attempts": settings.informal.attempts}
+
+
+def _check_informal(options: dict[str, Any], settings: Any, loaded: Loaded) -> None:
+    language = options["lang"] or "lean4"
+    if settings.eval.executor == "ray":
+        raise UserFacingError("--mode informal runs locally only (use --executor local)")
+    if language == "lean4" and settings.lean.backend != "repl":
+        raise UserFacingError("--mode informal checks Lean sketches with the REPL backend (--env repl)")
+    other = sorted({problem.name for problem in loaded.dataset.problems if problem.language.value != language})
+    if other:
+        raise UserFacingError(
+            f"--lang {language}: {len(other)} selected problem(s) are in another language (e.g. {other[0]}); "
+            "give --lang to match the data (or --language for records without a language)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Execution:
     """Everything one run of the searches needs, local or on Ray."""
@@ -358,8 +401,36 @@ class Execution:
     max_errors: int | None
 
 
+async def _run_informal(run: Execution) -> None:
+    """`--mode informal`: `formalize` each problem over one model and one checker, through `run_problems`."""
+    from prover.cli.formalize_cmd import formalize_to_record, informal_backend, load_prompts
+    from prover.evaluation.runner import run_problems
+
+    settings = run.settings
+    prompts = load_prompts(settings)
+    concurrency = settings.eval.concurrency if run.options["concurrency"] else settings.informal.max_concurrent_problems
+    async with informal_backend(settings, run.options["lang"] or "lean4") as (text, backend):
+
+        async def attempt(problem: Any) -> Any:
+            return await formalize_to_record(problem, text, backend, settings, prompts)
+
+        await run_problems(
+            run.loaded.dataset.problems,
+            attempt,
+            concurrency=concurrency,
+            writer=run.writer,
+            skip=run.prepared.skip,
+            events=run.events,
+            max_consecutive_env_errors=run.max_errors,
+        )
+
+
 async def _run_local(run: Execution) -> None:
     from prover.evaluation.runner import run_evaluation
+
+    if run.options["mode"] == "informal":
+        await _run_informal(run)
+        return
 
     env = _env_builder(run.settings, run.loaded)()  # Lean first: the cheaper thing to find missing
     try:

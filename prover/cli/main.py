@@ -20,6 +20,11 @@ from prover import __version__
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "prove": ("prover.cli.prove", "prove", "Attempt one theorem with best-first search."),
     "eval": ("prover.cli.eval_cmd", "eval_group", "Evaluate on a benchmark (miniF2F) in batch."),
+    "formalize": (
+        "prover.cli.formalize_cmd",
+        "formalize",
+        "Draft, sketch and prove one problem from its informal proof (Lean 4 or Isabelle).",
+    ),
     "report": ("prover.cli.report_cmd", "report", "Write report.md and plots for one run or compare two."),
     "setup": ("prover.cli.setup_cmd", "setup", "Install or find elan, Lean, the REPL, Mathlib and the data."),
     "doctor": (
@@ -27,6 +32,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "doctor",
         "Report what is installed: Lean, the REPL, LeanDojo, GPUs, vLLM.",
     ),
+    "config": ("prover.cli.config_cmd", "config_group", "Show the resolved settings, or list every PROVER_* variable."),
     "verify": (
         "prover.cli.verify_cmd",
         "verify",

@@ -75,6 +75,12 @@ def _read_problem(options: dict[str, Any], policy: Any) -> tuple[Any, dict[str, 
     help="Write the search graph (.json, .graphml or .dot, by suffix).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.option(
+    "--show-prompt",
+    is_flag=True,
+    help="Print the model's prompt for the theorem's first state (or --state) and exit; no search.",
+)
+@click.option("--state", help="With --show-prompt: the proof state to render, instead of asking Lean for it.")
 def prove(**options: Any) -> None:
     """Attempt one theorem with best-first search; print the verified proof and the stats.
 
@@ -87,6 +93,9 @@ def prove(**options: Any) -> None:
     settings = load_settings(options["config_file"], os.environ, settings_overrides(options))
     _check_export_path(options["export_tree"])  # before the search: a bad path must not lose its result
     problem, locations = _read_problem({**options, "env": settings.lean.backend}, settings.lean.policy)
+    if options["show_prompt"]:
+        click.echo(asyncio.run(_render_prompt(problem, locations, settings, options["state"])), nl=False)
+        return
     result, tree = asyncio.run(_run(problem, locations, settings, options["export_tree"] is not None))
     if options["export_tree"] is not None and tree is not None:
         tree.write(options["export_tree"])
@@ -112,6 +121,33 @@ def _check_export_path(path: Path | None) -> None:
         raise UserFacingError(f"--export-tree: the directory {parent} does not exist")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserFacingError(f"--export-tree: {path} is not writable")
+
+
+async def _render_prompt(problem: Any, locations: dict[str, Any], settings: Any, state_text: str | None) -> str:
+    """The prompt the model gets for `state_text`, or for the theorem's initial state as Lean opens it."""
+    from lean_env.types import InvalidStatement, ProofState
+    from prover.models.prompts import load_prompt_format
+    from search.types import GenerationRequest
+
+    prompt_format = load_prompt_format(settings.model.prompt_format)
+    if state_text is not None:
+        state = ProofState.from_pp(state_text)
+    else:
+        backends = current_backends()
+        env = (
+            backends.build_env(settings.lean, dojo_locations=locations)
+            if locations
+            else backends.build_env(settings.lean)
+        )
+        try:
+            session = await env.start(problem)
+            if isinstance(session, InvalidStatement):
+                raise UserFacingError(f"Lean rejects the statement: {session.message}")
+            state = session.initial_state
+            await session.close()
+        finally:
+            await env.close()
+    return prompt_format.render(GenerationRequest(state=state, num_samples=1, theorem=problem))
 
 
 async def _run(problem: Any, locations: dict[str, Any], settings: Any, keep_tree: bool) -> tuple[Any, Any]:

@@ -1,8 +1,9 @@
 """`manifest.json`: what a run was (settings, versions, git revision, dataset hash, toolchain, model).
 
 Written when a run starts (atomically, by rename) and extended with one `sessions` entry per resume.
-A resume is refused when the search budget or the model differs from the recorded one, since the
-results would then mix two experiments; `force=True` overrides that.
+A resume is refused when the mode (formal, or informal with its language and attempts), the search
+budget or the model differs from the recorded one, since the results would then mix two experiments;
+`force=True` overrides that.
 """
 
 from __future__ import annotations
@@ -95,7 +96,13 @@ def build_manifest(
     selection: Mapping[str, Any] | None = None,
     command: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The manifest of a run about to start. `selection` records the dataset filters as given."""
+    """The manifest of a run about to start. `selection` records the dataset filters as given.
+
+    A `mode` entry of `selection` (`{"mode": "informal", "lang": ..., "attempts": ...}`, from
+    `prover eval --mode`) is recorded as the manifest's own `mode`; without one the run is formal.
+    """
+    selection = dict(selection or {})
+    mode = dict(selection.pop("mode", None) or {"mode": "formal"})
     revision, dirty = git_revision()
     now = time.time()
     session = {
@@ -111,6 +118,7 @@ def build_manifest(
         "settings": _redacted_settings(settings),
         "search_budget": settings.search.model_dump(mode="json"),
         "model": {"backend": settings.model.backend, "name": settings.model.name},
+        "mode": mode,
         "lean": {
             "backend": settings.lean.backend,
             "project_dir": str(settings.lean.project_dir),
@@ -121,7 +129,7 @@ def build_manifest(
             "kind": dataset.kind,
             "sha256": dataset.sha256,
             "selection_sha256": dataset.selection_sha256,
-            "selection": dict(selection or {}),
+            "selection": selection,
             "count": len(dataset),
             "theorems": dataset.names,
         },
@@ -177,6 +185,11 @@ def check_resume(previous: Mapping[str, Any], current: Mapping[str, Any], *, for
     new_model = current.get("model", {})
     if old_model.get("name") != new_model.get("name"):
         problems.append(f"model.name: recorded {old_model.get('name')!r}, now {new_model.get('name')!r}")
+    old_mode = previous.get("mode") or {"mode": "formal"}
+    new_mode = current.get("mode") or {"mode": "formal"}
+    for key in sorted(set(old_mode) | set(new_mode)):
+        if old_mode.get(key) != new_mode.get(key):
+            problems.append(f"mode.{key}: recorded {old_mode.get(key)!r}, now {new_mode.get(key)!r}")
     warnings: list[str] = []
     old_data = previous.get("dataset", {})
     new_data = current.get("dataset", {})

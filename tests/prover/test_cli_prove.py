@@ -109,3 +109,19 @@ def test_exit_status_tells_not_proved_from_invalid_from_environment_failure(tmp_
     env, generator = world([], ["mathd_algebra_10"])
     env._invalid["mathd_algebra_10"] = "unknown identifier 'x'"
     assert run(env, generator).exit_code == 2
+
+
+def test_show_prompt_prints_the_llemma_prompt_for_a_given_state_without_lean(tmp_path: Path) -> None:
+    state = "a b : ℕ\nh : a = b\n⊢ b = a"
+    done = run_prover(
+        "prove",
+        "--statement",
+        "theorem t (a b : ℕ) (h : a = b) : b = a := by",
+        "--show-prompt",
+        "--state",
+        state,
+        tmp_home=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    # The query block comes last and ends where the model writes the next tactic.
+    assert done.stdout.endswith(f"Tactic state:\n---\n{state}\n---\nNext tactic:\n---\n")
