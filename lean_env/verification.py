@@ -140,6 +140,16 @@ def _proof_part(theorem: Problem, checked_text: str) -> str | None:
     return checked_text[len(prefix) : end]
 
 
+def _axioms_verdict(axioms: tuple[str, ...]) -> tuple[VerifyStatus, str]:
+    """The verdict the axioms of an otherwise clean proof give: `sorryAx`, non-standard ones, or valid."""
+    if "sorryAx" in axioms:
+        return VerifyStatus.SORRY, "the proof depends on `sorryAx`"
+    extra = sorted(set(axioms) - STANDARD_AXIOMS)
+    if extra:
+        return VerifyStatus.NONSTANDARD_AXIOMS, f"the proof depends on non-standard axioms: {', '.join(extra)}"
+    return VerifyStatus.VALID, ""
+
+
 def _guard_or_error(
     theorem: Problem, checked_text: str, messages: Sequence[LeanMessage]
 ) -> tuple[VerifyStatus, str] | None:
@@ -203,14 +213,7 @@ def judge(
             f"`#print axioms` was answered {len(reports)} times; extra answers can only be forged output",
         )
     axioms = reports[0]
-    if "sorryAx" in axioms:
-        return verdict(VerifyStatus.SORRY, "the proof depends on `sorryAx`", axioms)
-    extra = sorted(set(axioms) - STANDARD_AXIOMS)
-    if extra:
-        return verdict(
-            VerifyStatus.NONSTANDARD_AXIOMS, f"the proof depends on non-standard axioms: {', '.join(extra)}", axioms
-        )
-    return verdict(VerifyStatus.VALID, axioms=axioms)
+    return verdict(*_axioms_verdict(axioms), axioms)
 
 
 # --- the REPL's two-request check -------------------------------------------------------------------
@@ -362,11 +365,4 @@ def judge_probe(
             VerifyStatus.REPLY_MISMATCH, f"`#print axioms` of the theorem was answered {len(alias)} times, not once"
         )
     axioms = tuple(a for a in alias[0] if a.rsplit(".", 1)[-1] not in probe.own_names)
-    if "sorryAx" in axioms:
-        return verdict(VerifyStatus.SORRY, "the proof depends on `sorryAx`", axioms)
-    extra = sorted(set(axioms) - STANDARD_AXIOMS)
-    if extra:
-        return verdict(
-            VerifyStatus.NONSTANDARD_AXIOMS, f"the proof depends on non-standard axioms: {', '.join(extra)}", axioms
-        )
-    return verdict(VerifyStatus.VALID, axioms=axioms)
+    return verdict(*_axioms_verdict(axioms), axioms)

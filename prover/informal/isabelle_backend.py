@@ -18,7 +18,6 @@ checker's `verify_theory`, which refuses `sorry`/`oops` itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from typing import Protocol
 
 from lean_env.isabelle.checker import mask_isabelle
 from lean_env.types import Problem, VerifyResult
+from prover.informal.concurrency import cancel_and_wait
 from prover.informal.pipeline import InformalConfig
 from prover.informal.types import Gap, GapMethod, GapOutcome
 
@@ -114,11 +114,7 @@ class IsabelleSketchBackend:
                     return index
             return None
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(tasks)
 
     async def close_gap(self, problem: Problem, sketch: str, gap: Gap) -> GapOutcome:
         started = time.monotonic()

@@ -12,7 +12,6 @@ comparator behind it where it is installed).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -29,6 +28,7 @@ from lean_env.types import (
     VerifyResult,
     VerifyStatus,
 )
+from prover.informal.concurrency import cancel_and_wait
 from prover.informal.pipeline import InformalConfig
 from prover.informal.types import Gap, GapMethod, GapOutcome, SketchRejected
 from search.best_first import BestFirstSearch
@@ -149,11 +149,7 @@ class LeanSketchBackend:
                         winner = tactic
                         break
             finally:
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                await cancel_and_wait(tasks)
             return winner
         finally:
             await session.close()

@@ -14,7 +14,6 @@ Failures of the model (`GenerationError`) or of the checker (`LeanEnvError`) rai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 
 from lean_env.errors import LeanEnvError
 from lean_env.types import Problem
+from prover.informal.concurrency import cancel_and_wait
 from prover.informal.events import (
     AttemptFinished,
     AttemptStarted,
@@ -294,7 +294,7 @@ class _Run:
                 if not (await next_done).closed:
                     break
         finally:
-            await _cancel(tasks)
+            await cancel_and_wait(tasks)
         return tuple(
             done.get(
                 gap.index, GapOutcome(gap.index, GapMethod.OPEN, None, tried=("cancelled: another gap stayed open",))
@@ -329,7 +329,7 @@ class _Run:
                     winner = attempt.number
                     break
         finally:
-            await _cancel(list(tasks.values()))
+            await cancel_and_wait(list(tasks.values()))
         attempts: list[Attempt] = []
         for number in sorted(tasks):
             if number in finished:
@@ -352,15 +352,6 @@ def _cancelled(number: int, winner: int) -> Attempt:
         timings=Timings(),
         failure=f"cancelled: attempt {winner} verified first",
     )
-
-
-async def _cancel(tasks: Sequence[asyncio.Task[object]] | Sequence[asyncio.Task[GapOutcome]]) -> None:
-    pending = [task for task in tasks if not task.done()]
-    for task in pending:
-        task.cancel()
-    for task in pending:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def formalize(
