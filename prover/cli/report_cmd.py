@@ -21,7 +21,8 @@ def report(run: Path, run2: Path | None, out: Path | None) -> None:
     """Write report.md with summary tables and plots for RUN, or compare RUN (before) with RUN2 (after).
 
     Plots: theorems proved against search time and against expansions, and pass rate per category.
-    Every proof is written as a complete .lean file under proofs/.
+    Every proof is written as a complete .lean file under proofs/. The report lists every unproved
+    theorem with its reason and every proof the final check rejected; a run with no records gets no plots.
     """
     from prover.evaluation.results import ResultsError
     from prover.evaluation.summary import format_summary
@@ -32,7 +33,10 @@ def report(run: Path, run2: Path | None, out: Path | None) -> None:
         path = write_report(runs, out)
         for directory in runs:
             loaded = load_run(directory)
-            click.echo(format_summary(loaded.summary, title=loaded.label))
+            if loaded.records:
+                click.echo(format_summary(loaded.summary, title=loaded.label))
+            else:
+                click.echo(f"{loaded.label}: no theorem attempted yet (the results file has no records)")
     except (ReportError, ResultsError) as error:
         raise UserFacingError(str(error)) from error
     click.echo(f"report: {path}")
