@@ -38,10 +38,14 @@ class GenerationRequest:
     state: ProofState
     num_samples: int
     theorem: Theorem | None = None
+    seed: int | None = None
+    """Seed for this request's sampling (a search attempt's seed); None leaves it to the generator."""
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
             raise ValueError(f"GenerationRequest.num_samples: must be >= 1, got {self.num_samples}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+            raise ValueError(f"GenerationRequest.seed: must be None or an integer >= 0, got {self.seed!r}")
 
 
 @runtime_checkable
@@ -225,7 +229,7 @@ class SearchResult:
             "failure_reason": self.failure_reason,
             "stats": self.stats.to_dict(),
             "rejected_proofs": [
-                {"proof": r.proof, "status": r.verify.status.value, "reason": r.verify.reason}
+                {"proof": r.proof, "status": r.verify.status.value, "reason": r.verify.reason, "judge": r.verify.judge}
                 for r in self.rejected_proofs
             ],
             "judge": self.judge,

@@ -6,6 +6,12 @@ open the run directory (`prepare_run`), run the searches locally or on Ray, prin
 
 Results stream into `<out>/results.jsonl` (one line per problem, durable as each finishes) next to
 `<out>/manifest.json`. `--resume` skips every problem already recorded with the same statement.
+
+Formal mode: `--attempts K` runs up to K searches of each problem, attempt i with seed `--seed + i`
+on every generation request, stopping at the first proof (pass@k; each record lists its attempts
+under `search_attempts`). `--seed` is `model.seed` (and `informal.seed`): it seeds the backend's
+sampler, the server's `seed` and the retry jitter, and is recorded in the manifest.
+`--export-trees DIR` writes each problem's search graph to `DIR/<name>.json` (`prover tree` draws it).
 """
 
 from __future__ import annotations
@@ -94,7 +100,22 @@ informal_options = stack_options(
         default=None,
         help="--mode informal: the formal language (default lean4; also the language of records without one).",
     ),
-    click.option("--attempts", type=click.IntRange(min=1), help="--mode informal: sketches per problem (default 1)."),
+    click.option(
+        "--attempts",
+        type=click.IntRange(min=1),
+        help="Formal: up to K searches per problem, seeds --seed, --seed+1, ..., stopping at the first proof "
+        "(pass@k). --mode informal: sketches per problem. Default 1.",
+    ),
+    click.option(
+        "--seed",
+        type=click.IntRange(min=0),
+        help="Seed of every random source: sampling, the server's seed, retry jitter (default 0; in the manifest).",
+    ),
+    click.option(
+        "--export-trees",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Write each problem's search tree to DIR/<name>.json (draw one with `prover tree`).",
+    ),
 )
 executor_options = stack_options(
     click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Where searches run."),
@@ -138,6 +159,7 @@ class Loaded:
 
 
 def _settings_overrides(options: dict[str, Any]) -> dict[str, Any]:
+    informal = options["mode"] == "informal"
     return settings_overrides(
         options,
         eval={
@@ -147,7 +169,8 @@ def _settings_overrides(options: dict[str, Any]) -> dict[str, Any]:
             "ray_address": options["address"],
             "ray_workers": options["ray_workers"],
         },
-        informal={"attempts": options["attempts"]},
+        model={"seed": options["seed"]},
+        informal={"attempts": options["attempts"] if informal else None, "seed": options["seed"]},
     )
 
 
@@ -218,9 +241,21 @@ def _resolve_settings(options: dict[str, Any]) -> Any:
 
     if (options["force"] or options["retry_errors"]) and not options["resume"]:
         raise UserFacingError("--force and --retry-errors only apply with --resume")
-    if options["mode"] != "informal" and (options["lang"] or options["attempts"]):
-        raise UserFacingError("--lang and --attempts only apply with --mode informal")
-    return load_settings(options["config_file"], os.environ, _settings_overrides(options))
+    if options["mode"] != "informal" and options["lang"]:
+        raise UserFacingError("--lang only applies with --mode informal")
+    if options["mode"] == "informal" and options["export_trees"]:
+        raise UserFacingError("--export-trees applies to --mode formal (best-first search) only")
+    settings = load_settings(options["config_file"], os.environ, _settings_overrides(options))
+    formal_extras = (options["attempts"] or 1) > 1 or options["export_trees"]
+    if settings.eval.executor == "ray" and options["mode"] != "informal" and formal_extras:
+        raise UserFacingError("--attempts above 1 and --export-trees run locally only (use --executor local)")
+    if options["mode"] != "informal" and (options["attempts"] or 1) > 1 and settings.model.temperature == 0:
+        click.echo(
+            "warning: --attempts with temperature 0 repeats the same deterministic search; "
+            "give --temperature > 0 for independent attempts",
+            err=True,
+        )
+    return settings
 
 
 def _default_dataset(data_dir: Path | None) -> Path:
@@ -319,7 +354,11 @@ def _prepare(options: dict[str, Any], settings: Any, selection: Selection, datas
             resume=options["resume"],
             force=options["force"],
             retry_errors=options["retry_errors"],
-            selection={**selection.filters(), "mode": _run_mode(options, settings)},
+            selection={
+                **selection.filters(),
+                "mode": _run_mode(options, settings),
+                "export_trees": options["export_trees"].resolve() if options["export_trees"] else None,
+            },
             command=sys.argv,
         )
     except (RunDirectoryError, ResumeMismatch) as error:
@@ -370,7 +409,9 @@ def _env_builder(settings: Any, loaded: Loaded) -> Callable[[], Any]:
 def _run_mode(options: dict[str, Any], settings: Any) -> dict[str, Any]:
     """What the manifest records of the mode (`check_resume` refuses to mix modes without --force)."""
     if options["mode"] != "informal":
-        return {"mode": "formal"}
+        attempts = options["attempts"] or 1
+        # A single attempt records no count, so runs recorded before --attempts existed resume as they were.
+        return {"mode": "formal", "attempts": attempts} if attempts > 1 else {"mode": "formal"}
     return {"mode": "informal", "lang": options["lang"] or "lean4", "attempts": settings.informal.attempts}
 
 
@@ -448,6 +489,9 @@ async def _run_local(run: Execution) -> None:
                 skip=run.prepared.skip,
                 events=run.events,
                 max_consecutive_env_errors=run.max_errors,
+                attempts=run.options["attempts"] or 1,
+                seed=run.settings.model.seed,
+                tree_dir=run.options["export_trees"],
             )
         finally:
             await generator.close()

@@ -100,9 +100,14 @@ def build_manifest(
 
     A `mode` entry of `selection` (`{"mode": "informal", "lang": ..., "attempts": ...}`, from
     `prover eval --mode`) is recorded as the manifest's own `mode`; without one the run is formal.
+    An `export_trees` entry (the `--export-trees` directory) is recorded as `trees`, in the manifest
+    and in its session (a resume may export elsewhere). `seed` is `model.seed`, which seeds every
+    random source of the run (sampling, the server's `seed`, retry jitter).
     """
     selection = dict(selection or {})
     mode = dict(selection.pop("mode", None) or {"mode": "formal"})
+    trees = selection.pop("export_trees", None)
+    trees = str(trees) if trees is not None else None
     revision, dirty = git_revision()
     now = time.time()
     session = {
@@ -111,6 +116,7 @@ def build_manifest(
         "git_dirty": dirty,
         "command": list(command) if command is not None else None,
         "host": platform.node(),
+        "trees": trees,
     }
     return {
         "format": FORMAT_VERSION,
@@ -118,7 +124,9 @@ def build_manifest(
         "settings": _redacted_settings(settings),
         "search_budget": settings.search.model_dump(mode="json"),
         "model": {"backend": settings.model.backend, "name": settings.model.name},
+        "seed": settings.model.seed,
         "mode": mode,
+        "trees": trees,
         "lean": {
             "backend": settings.lean.backend,
             "project_dir": str(settings.lean.project_dir),

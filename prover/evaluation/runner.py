@@ -10,6 +10,15 @@ coroutine: `run_evaluation` gives one that runs a best-first search in this proc
 An exception escaping one search (a defect in a backend) is recorded as an `env_error` for that
 problem instead of ending the run; cancelling the run cancels the attempts in flight and records
 nothing for them, so a resume re-runs them.
+
+pass@k: `search_attempts` runs up to `k` independent searches of one problem, attempt `i` with seed
+`seed + i` on every generation request, and stops at the first that proves it (or ends in
+`env_error` or `invalid_statement`, which another seed would not change). Its record is the last
+attempt's, with `seed` (that attempt's) and `search_attempts` (one `{seed, status, expansions,
+wall_seconds, proof}` per attempt made) added; the record's `attempts` stays the count of Ray
+dispatches. With `tree_dir`, each problem's search graph is written to `tree_file(tree_dir, name)`
+(the last attempt's; earlier ones beside it as `<name>.attempt<i>.json`); a failure to write a tree
+is logged and never loses the record.
 """
 
 from __future__ import annotations
@@ -19,9 +28,11 @@ import dataclasses
 import logging
 import os
 import platform
+import re
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lean_env.protocol import LeanEnv, ProofLanguage
@@ -31,6 +42,7 @@ from prover.evaluation.events import EvaluationFinished, EvaluationStarted, Prob
 from prover.evaluation.results import EvalRecord, ResultsWriter
 from search.best_first import BestFirstSearch
 from search.events import EventListener
+from search.tree import SearchTree
 from search.types import SearchConfig, SearchResult, SearchStatus, TacticGenerator
 
 logger = logging.getLogger(__name__)
@@ -170,21 +182,45 @@ def env_error_record(
     )
 
 
-async def prove_problem(
+def tree_file(directory: Path, name: str, attempt: int | None = None) -> Path:
+    """Where `--export-trees` puts the search graph of problem `name` (`attempt`: an earlier attempt's).
+
+    Characters other than letters, digits, `.`, `_` and `-` become `_`, so a name never leaves
+    `directory`; `prover tree` finds the file by the same rule.
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "_"
+    suffix = f".attempt{attempt}" if attempt is not None else ""
+    return Path(directory) / f"{stem}{suffix}.json"
+
+
+async def _write_tree(tree: SearchTree | None, path: Path) -> None:
+    """Write `tree` to `path`; a failure is logged, never raised (the record matters more)."""
+    if tree is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(tree.write, path)
+    except Exception as error:
+        logger.warning("could not write the search tree to %s: %s: %s", path, type(error).__name__, error)
+
+
+async def _search_once(
     problem: Problem,
     env: LeanEnv,
     generator: TacticGenerator,
     config: SearchConfig,
     *,
-    worker: str = "",
-    attempts: int = 1,
-    events: EventListener | None = None,
-) -> EvalRecord:
-    """Run one search and return its record; the search's events go to `events`.
-
-    Never raises for a failure of the search or a backend; `CancelledError` propagates.
-    """
+    worker: str,
+    attempts: int,
+    events: EventListener | None,
+    seed: int | None,
+) -> tuple[EvalRecord, SearchTree | None]:
+    """One search of `problem` and its record, with the search's graph (None if it never started)."""
     started_at = time.time()
+    if seed is not None:
+        from prover.models.tactics import SeededTacticGenerator
+
+        generator = SeededTacticGenerator(generator, seed)
     search = BestFirstSearch(problem, env, generator, config, events=events)
     try:
         result = await search.run()
@@ -198,7 +234,7 @@ async def prove_problem(
             error,
             exc_info=logger.isEnabledFor(logging.DEBUG),
         )
-        return env_error_record(
+        record = env_error_record(
             problem,
             f"unexpected error: {type(error).__name__}: {error}",
             stats=search.stats,
@@ -206,7 +242,8 @@ async def prove_problem(
             worker=worker,
             attempts=attempts,
         )
-    return make_record(
+        return record, search.tree
+    record = make_record(
         problem,
         result,
         syntax=env.syntax,
@@ -215,6 +252,89 @@ async def prove_problem(
         worker=worker,
         attempts=attempts,
     )
+    return record, search.tree
+
+
+async def prove_problem(
+    problem: Problem,
+    env: LeanEnv,
+    generator: TacticGenerator,
+    config: SearchConfig,
+    *,
+    worker: str = "",
+    attempts: int = 1,
+    events: EventListener | None = None,
+    seed: int | None = None,
+    tree_path: Path | None = None,
+) -> EvalRecord:
+    """Run one search and return its record; the search's events go to `events`.
+
+    `seed` (when given) is stamped on every generation request of the search; `tree_path` (when
+    given) receives the search graph (`SearchTree.write`; a failure to write it is only logged).
+    Never raises for a failure of the search or a backend; `CancelledError` propagates.
+    """
+    record, tree = await _search_once(
+        problem, env, generator, config, worker=worker, attempts=attempts, events=events, seed=seed
+    )
+    if tree_path is not None:
+        await _write_tree(tree, tree_path)
+    return record
+
+
+_FINAL = frozenset({SearchStatus.PROVED.value, SearchStatus.ENV_ERROR.value, SearchStatus.INVALID_STATEMENT.value})
+"""Outcomes after which `search_attempts` makes no further attempt: another seed would not change them."""
+
+
+def _attempt_summary(record: EvalRecord, seed: int) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "seed": seed,
+        "status": record.status,
+        "expansions": record.expansions,
+        "wall_seconds": record.wall_seconds,
+    }
+    if record.proof is not None:
+        summary["proof"] = record.proof
+    return summary
+
+
+async def search_attempts(
+    problem: Problem,
+    env: LeanEnv,
+    generator: TacticGenerator,
+    config: SearchConfig,
+    *,
+    attempts: int = 1,
+    seed: int = 0,
+    worker: str = "",
+    events: EventListener | None = None,
+    tree_dir: Path | None = None,
+) -> EvalRecord:
+    """Up to `attempts` searches of `problem`, attempt `i` seeded `seed + i`, stopping at the first proof.
+
+    The record is the last attempt's, with `seed` and `search_attempts` added and `started_at` the
+    first attempt's (see the module docstring). Never raises for a failure of a search.
+    """
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ValueError(f"search_attempts.attempts: must be an integer >= 1, got {attempts!r}")
+    made: list[dict[str, Any]] = []
+    started_at: float | None = None
+    record: EvalRecord | None = None
+    for number in range(attempts):
+        attempt_seed = seed + number
+        record, tree = await _search_once(
+            problem, env, generator, config, worker=worker, attempts=1, events=events, seed=attempt_seed
+        )
+        started_at = record.started_at if started_at is None else started_at
+        made.append(_attempt_summary(record, attempt_seed))
+        last = record.status in _FINAL or number == attempts - 1
+        if tree_dir is not None:
+            await _write_tree(tree, tree_file(tree_dir, problem.name, None if last else number))
+        if last:
+            break
+    assert record is not None and started_at is not None
+    data = record.model_dump()
+    data.update(seed=made[-1]["seed"], search_attempts=made, started_at=started_at)
+    return EvalRecord.model_validate(data)
 
 
 def local_attempt(
@@ -224,14 +344,37 @@ def local_attempt(
     *,
     worker: str | None = None,
     events: EventListener | None = None,
+    attempts: int = 1,
+    seed: int | None = None,
+    tree_dir: Path | None = None,
 ) -> AttemptProblem:
-    """An `AttemptProblem` that searches in this process over `env` and `generator` (shared by every lane)."""
+    """An `AttemptProblem` that searches in this process over `env` and `generator` (shared by every lane).
+
+    With a `seed` (or more than one attempt, or a `tree_dir`) it is `search_attempts`; without, one
+    plain `prove_problem` whose requests carry no seed.
+    """
     worker_name = worker if worker is not None else default_worker_name()
+    if attempts == 1 and seed is None and tree_dir is None:
 
-    async def attempt(problem: Problem) -> EvalRecord:
-        return await prove_problem(problem, env, generator, config, worker=worker_name, events=events)
+        async def attempt(problem: Problem) -> EvalRecord:
+            return await prove_problem(problem, env, generator, config, worker=worker_name, events=events)
 
-    return attempt
+        return attempt
+
+    async def attempt_seeded(problem: Problem) -> EvalRecord:
+        return await search_attempts(
+            problem,
+            env,
+            generator,
+            config,
+            attempts=attempts,
+            seed=seed or 0,
+            worker=worker_name,
+            events=events,
+            tree_dir=tree_dir,
+        )
+
+    return attempt_seeded
 
 
 def unique_problems(items: Iterable[Problem]) -> list[Problem]:
@@ -357,15 +500,21 @@ async def run_evaluation(
     events: EventListener | None = None,
     max_consecutive_env_errors: int | None = None,
     worker: str | None = None,
+    attempts: int = 1,
+    seed: int | None = None,
+    tree_dir: Path | None = None,
 ) -> EvalOutcome:
     """Attempt every problem not in `skip` in this process, up to `concurrency` at once, sharing `env` and `generator`.
 
     `events` hears the run's events (`prover.evaluation.events`) and every search's own. See
-    `run_problems` for records, events and the abort rule. Neither `env` nor `generator` is closed
-    here; they belong to the caller.
+    `run_problems` for records, events and the abort rule, and the module docstring for
+    `attempts` and `seed` (pass@k) and `tree_dir`. Neither `env` nor `generator` is closed here;
+    they belong to the caller.
     """
     config = search.to_config() if isinstance(search, SearchSettings) else search
-    attempt = local_attempt(env, generator, config, worker=worker, events=events)
+    attempt = local_attempt(
+        env, generator, config, worker=worker, events=events, attempts=attempts, seed=seed, tree_dir=tree_dir
+    )
     return await run_problems(
         problems,
         attempt,

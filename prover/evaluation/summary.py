@@ -145,3 +145,36 @@ def summary_markdown(summary: Summary) -> str:
 
 def _pct(tally: Tally) -> str:
     return f"{100 * tally.rate:.1f} %"
+
+
+def _proved_at(record: EvalRecord) -> tuple[int, int | None]:
+    """(attempts made, the 1-based attempt that proved it or None) of one formal record.
+
+    A record without `search_attempts` (a single search, an older run, a Ray run) is one attempt.
+    """
+    made = (record.model_extra or {}).get("search_attempts")
+    if not isinstance(made, list) or not made:
+        return 1, (1 if record.proved else None)
+    for number, attempt in enumerate(made, start=1):
+        if isinstance(attempt, dict) and attempt.get("status") == SearchStatus.PROVED.value:
+            return len(made), number
+    return len(made), None
+
+
+def pass_at_k(records: Iterable[EvalRecord]) -> list[tuple[int, float]]:
+    """The pass@k curve of a formal run: `(k, share of problems proved within their first k attempts)`.
+
+    k runs from 1 to the most attempts any record made (`prover eval --attempts K` stops a problem's
+    attempts at its first proof, so a proved problem counts for every k from its proving attempt on).
+    The denominator is every record, as in `summarize`'s overall rate, so the last point equals it.
+    Empty records give an empty curve.
+    """
+    outcomes = [_proved_at(record) for record in records]
+    if not outcomes:
+        return []
+    horizon = max(made for made, _ in outcomes)
+    total = len(outcomes)
+    return [
+        (k, sum(1 for _, proved_at in outcomes if proved_at is not None and proved_at <= k) / total)
+        for k in range(1, horizon + 1)
+    ]

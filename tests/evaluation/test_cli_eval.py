@@ -318,3 +318,102 @@ def test_resume_says_what_is_left_and_the_bar_counts_recorded_results(tmp_path: 
         proved = 3 + sum(record.proved for record in records[:4])
         assert (task.completed, task.total, task.fields["proved"]) == (10, 10, proved)
         assert task.fields["pct"] == f"({100 * proved / 10:.1f} %)"
+
+
+class SeedGate:
+    """The world's generator, except that a problem's root gets its proving `simp` only under some seeds."""
+
+    def __init__(self, inner: Any, lucky: dict[str, set[int]]) -> None:
+        self.inner = inner
+        self.lucky = lucky
+        self.seeds: set[int | None] = set()
+
+    async def generate(self, requests: Any) -> Any:
+        rows = await self.inner.generate(requests)
+        out = []
+        for request, row in zip(requests, rows, strict=True):
+            self.seeds.add(request.seed)
+            name = request.state.pp.split(":")[0]
+            root = request.state.pp.endswith("⊢ n + 0 = 1")
+            if root and name in self.lucky and request.seed not in self.lucky[name]:
+                row = [candidate for candidate in row if candidate.text != "simp"]
+            out.append(row)
+        return out
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def test_attempts_stop_at_the_first_proof_and_record_each_seed(tmp_path: Path) -> None:
+    from prover.evaluation.summary import pass_at_k
+
+    names = ["mathd_algebra_10", "mathd_algebra_11", "amc12a_2019_p21"]
+    backends = Recorder(names, names)
+    backends.generator = SeedGate(backends.generator, {names[0]: {12}, names[1]: {10}, names[2]: set()})  # type: ignore[assignment]
+    dataset = write_jsonl(tmp_path / "d.jsonl", names)
+    out, trees = tmp_path / "run", tmp_path / "trees"
+    done = invoke(
+        "--dataset", str(dataset), "--out", str(out), "--no-progress", "--attempts", "3", "--seed", "10",
+        "--temperature", "0.7", "--export-trees", str(trees),
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    records = {record.name: record for record in read_records(out / "results.jsonl")}
+    attempts = {name: record.model_extra["search_attempts"] for name, record in records.items()}  # type: ignore[index]
+    assert [(a["seed"], a["status"]) for a in attempts[names[0]]] == [(10, "failed"), (11, "failed"), (12, "proved")]
+    assert [(a["seed"], a["status"]) for a in attempts[names[1]]] == [(10, "proved")], "stops at the first proof"
+    assert [a["status"] for a in attempts[names[2]]] == ["failed"] * 3
+    assert attempts[names[0]][-1]["proof"] and "proof" not in attempts[names[0]][0]
+    assert all(set(a) >= {"seed", "status", "expansions", "wall_seconds"} for a in attempts[names[0]])
+    assert records[names[0]].proved and records[names[0]].model_extra["seed"] == 12  # type: ignore[index]
+    assert all(record.attempts == 1 for record in records.values()), "`attempts` still counts Ray dispatches"
+    # Every search request carries its attempt's seed (None: the preflight's one request, outside any search).
+    assert backends.generator.seeds == {10, 11, 12, None}
+    assert pass_at_k(records.values()) == [
+        (1, pytest.approx(1 / 3)),
+        (2, pytest.approx(1 / 3)),
+        (3, pytest.approx(2 / 3)),
+    ]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 10 and manifest["settings"]["model"]["seed"] == 10
+    assert manifest["mode"] == {"mode": "formal", "attempts": 3}
+    assert manifest["trees"] == str(trees.resolve())
+    # The last attempt's tree under the name, the earlier ones beside it.
+    earlier = [f"{name}.attempt{number}.json" for name in (names[0], names[2]) for number in (0, 1)]
+    assert sorted(path.name for path in trees.iterdir()) == sorted([f"{name}.json" for name in names] + earlier)
+    tree = json.loads((trees / f"{names[0]}.json").read_text())
+    assert any(edge["on_proof"] for edge in tree["edges"])
+    drawn = CliRunner().invoke(cli, ["tree", str(out), names[0], "--out", str(tmp_path / "a.png")])
+    assert drawn.exit_code == 0, drawn.output
+    assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+    # The report draws the pass@k curve of the searches.
+    from prover.report import write_report
+
+    report = write_report([out]).read_text(encoding="utf-8")
+    assert "pass@k over searches" in report and "| 3 | 2 | 3 | 66.7 % |" in report
+    assert (out / "report" / "plots" / "pass_at_k.png").is_file()
+
+
+def test_a_tree_that_cannot_be_written_loses_no_record(tmp_path: Path) -> None:
+    Recorder(list(NAMES[:2]), list(NAMES[:1]))
+    dataset = write_jsonl(tmp_path / "d.jsonl", NAMES[:2])
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / f"{NAMES[0]}.json").mkdir()  # a directory where the tree file should go
+    done = invoke(
+        "--dataset", str(dataset), "--out", str(tmp_path / "run"), "--no-progress", "--export-trees", str(blocked)
+    )
+    assert done.exit_code == 0, done.output
+    records = read_records(tmp_path / "run" / "results.jsonl")
+    assert sorted(record.name for record in records) == sorted(NAMES[:2])
+    assert (blocked / f"{NAMES[1]}.json").is_file()
+
+
+def test_attempts_and_trees_refused_on_ray_and_informal(tmp_path: Path) -> None:
+    Recorder(list(NAMES[:1]), [])
+    dataset = write_jsonl(tmp_path / "d.jsonl", NAMES[:1])
+    ray = invoke("--dataset", str(dataset), "--out", str(tmp_path / "o"), "--executor", "ray", "--attempts", "2")
+    assert ray.exit_code == 2 and "run locally only" in ray.output
+    informal = invoke(
+        "--dataset", str(dataset), "--out", str(tmp_path / "o"), "--mode", "informal", "--export-trees", "t"
+    )
+    assert informal.exit_code == 2 and "--export-trees applies to --mode formal" in informal.output

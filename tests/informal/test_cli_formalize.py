@@ -282,7 +282,8 @@ def test_eval_jsonl_informal_lean_proves_over_the_repl_stand_in(tmp_path: Path) 
     assert record["status"] == "proved" and record["language"] == "lean4"
     assert [g["method"] for g in record["informal"]["attempts"][0]["gaps"]] == ["automation", "automation"]
 
-    formal_only = CliRunner().invoke(cli, ["eval", "jsonl", str(data), "--attempts", "2"], obj=backends)
+    # `--attempts` is pass@k in either mode; `--lang` only means something for informal runs.
+    formal_only = CliRunner().invoke(cli, ["eval", "jsonl", str(data), "--lang", "isabelle"], obj=backends)
     assert formal_only.exit_code == 2 and "--mode informal" in formal_only.output
     ray = CliRunner().invoke(cli, [*args[:-2], "--resume", "--executor", "ray"], obj=backends)
     assert ray.exit_code == 2 and "locally only" in ray.output

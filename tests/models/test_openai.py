@@ -232,3 +232,34 @@ def test_build_generator_maps_settings(server: OpenAIStandIn) -> None:
     (candidates,) = ask(generator, OTHER, samples=2)
     assert candidates[0].text == "simp" and server.log.bodies[0]["model"] == "served-llemma"
     assert server.log.bodies[0]["temperature"] == 0.5 and server.log.bodies[0]["n"] == 2
+
+
+def test_a_search_seed_reaches_the_text_request_and_the_body(server: OpenAIStandIn) -> None:
+    from prover.models.tactics import SeededTacticGenerator
+
+    generator = tactics(make([server.base_url]))
+    unseeded = GenerationRequest(ProofState.from_pp(OTHER), 2)
+    assert generator.text_request(unseeded).seed is None, "no seed: the backend's own generator"
+    assert generator.text_request(GenerationRequest(ProofState.from_pp(OTHER), 2, seed=7)).seed == 7
+    with pytest.raises(ValueError, match=r"GenerationRequest\.seed"):
+        GenerationRequest(ProofState.from_pp(OTHER), 2, seed=-1)
+
+    async def main() -> None:
+        seeded = SeededTacticGenerator(generator, 41)
+        await seeded.generate([unseeded, GenerationRequest(ProofState.from_pp(OTHER), 2, seed=3)])
+        await seeded.close()  # closes nothing: the generator underneath belongs to the caller
+        await generator.generate([unseeded])
+        await generator.close()
+
+    asyncio.run(main())
+    assert sorted(body.get("seed", -1) for body in server.log.bodies) == [-1, 3, 41]
+
+
+def test_retry_jitter_draws_from_the_seeded_generator() -> None:
+    def delays(generator: OpenAIGenerator) -> list[float]:
+        return [generator._random.uniform(0.5, 1.0) for _ in range(4)]
+
+    url = ["http://127.0.0.1:9"]
+    assert delays(make(url, seed=5)) == delays(make(url, seed=5)) != delays(make(url, seed=6))
+    from_settings = OpenAIGenerator.from_settings(ModelSettings(backend="openai", seed=5))
+    assert delays(from_settings) == delays(make(url, seed=5)), "model.seed (--seed) seeds the jitter"

@@ -124,7 +124,7 @@ def test_result_record_is_json_ready() -> None:
     assert record["stats"]["errors_by_kind"] == {"lean_error": 2}
     assert record["stats"]["expansions"] == 3
     assert record["rejected_proofs"] == [
-        {"proof": "by\n  sorry", "status": "sorry", "reason": "declaration uses 'sorry'"}
+        {"proof": "by\n  sorry", "status": "sorry", "reason": "declaration uses 'sorry'", "judge": "repl"}
     ]
 
 
