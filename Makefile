@@ -1,14 +1,16 @@
 # Two entry points (see README):
 #   make minif2f  - install everything, set up Lean + Mathlib + the REPL, prove miniF2F-test with Llemma-7B
 #   make test     - create the test environment and run ruff, mypy and the whole test suite
+#   make demo     - install the package and run `prover demo` (stand-ins for Lean and the model; no Lean needed)
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 TEST_EXTRAS := hf,openai,dojo,ray,report,dev
 RUN_EXTRAS := hf,openai,dojo,ray,report
+DEMO_EXTRAS := report
 OUT ?= runs/llemma7b-minif2f-test
 
-.PHONY: test lint typecheck pytest minif2f clean-venv
+.PHONY: test lint typecheck pytest minif2f demo clean-venv
 
 $(VENV)/.installed-%:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +38,9 @@ minif2f: $(VENV)/.installed-$(RUN_EXTRAS)
 	$(VENV)/bin/prover eval minif2f --split test --backend hf --model EleutherAI/llemma_7b \
 		--samples 32 --expansions 100 --timeout 600 --out $(OUT) --resume
 	$(VENV)/bin/prover report $(OUT)
+
+demo: $(VENV)/.installed-$(DEMO_EXTRAS)
+	$(VENV)/bin/prover demo $(if $(DEMO_OUT),--out $(DEMO_OUT))
 
 clean-venv:
 	rm -rf $(VENV)

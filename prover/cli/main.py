@@ -33,6 +33,16 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "Report what is installed: Lean, the REPL, LeanDojo, GPUs, vLLM.",
     ),
     "config": ("prover.cli.config_cmd", "config_group", "Show the resolved settings, or list every PROVER_* variable."),
+    "demo": (
+        "prover.cli.demo_cmd",
+        "demo",
+        "Run a small world end to end with the shipped REPL and model stand-ins (no Lean needed).",
+    ),
+    "tree": (
+        "prover.cli.tree_cmd",
+        "tree",
+        "Draw one theorem's search tree (SVG or PNG) from a run's exported trees.",
+    ),
     "verify": (
         "prover.cli.verify_cmd",
         "verify",
