@@ -37,6 +37,7 @@ from prover.cli.options import (
     settings_options,
     settings_overrides,
     stack_options,
+    warn_about_sampling,
 )
 
 DEFAULT_MAX_ENV_ERRORS = 20
@@ -255,6 +256,8 @@ def _resolve_settings(options: dict[str, Any]) -> Any:
             "give --temperature > 0 for independent attempts",
             err=True,
         )
+    if options["mode"] != "informal":
+        warn_about_sampling(settings)
     return settings
 
 

@@ -71,6 +71,21 @@ settings_options = stack_options(
 )
 
 
+def warn_about_sampling(settings: Any) -> None:
+    """Say so when the settings ask for several candidates a model server can only give once.
+
+    OpenAI-style servers offer no beam search: at temperature 0 they decode greedily, so every one
+    of `--samples` candidates would be the same tactic.
+    """
+    model = settings.model
+    if model.backend == "openai" and model.temperature == 0 and settings.search.samples > 1:
+        click.echo(
+            f"warning: --backend openai at temperature 0 decodes greedily: the {settings.search.samples} samples "
+            "per expansion will be one candidate. Pass --temperature (e.g. 1.0) to sample them.",
+            err=True,
+        )
+
+
 def parse_assignment(text: str) -> dict[str, Any]:
     """`lean.repl.crash_retries=3` as nested overrides `{"lean": {"repl": {"crash_retries": 3}}}`.
 

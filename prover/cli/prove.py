@@ -11,7 +11,14 @@ from typing import Any
 import click
 
 from prover.cli.main import UserFacingError, current_backends
-from prover.cli.options import lean_options, model_options, search_options, settings_options, settings_overrides
+from prover.cli.options import (
+    lean_options,
+    model_options,
+    search_options,
+    settings_options,
+    settings_overrides,
+    warn_about_sampling,
+)
 
 
 def _read_dojo_problem(options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -91,6 +98,7 @@ def prove(**options: Any) -> None:
     from prover.config import load_settings
 
     settings = load_settings(options["config_file"], os.environ, settings_overrides(options))
+    warn_about_sampling(settings)
     _check_export_path(options["export_tree"])  # before the search: a bad path must not lose its result
     problem, locations = _read_problem({**options, "env": settings.lean.backend}, settings.lean.policy)
     if options["show_prompt"]:

@@ -125,3 +125,13 @@ def test_show_prompt_prints_the_llemma_prompt_for_a_given_state_without_lean(tmp
     assert done.returncode == 0, done.stderr
     # The query block comes last and ends where the model writes the next tactic.
     assert done.stdout.endswith(f"Tactic state:\n---\n{state}\n---\nNext tactic:\n---\n")
+
+
+def test_openai_at_temperature_zero_warns_that_samples_collapse(tmp_path: Path) -> None:
+    args = ["prove", "--statement", "theorem t : 1 = 1 := by", "--backend", "openai", "--samples", "4"]
+    warned = run_prover(*args, "--show-prompt", "--state", "⊢ 1 = 1", tmp_home=tmp_path)
+    assert warned.returncode == 0 and "decodes greedily" in warned.stderr and "--temperature" in warned.stderr
+    quiet = run_prover(*args, "--temperature", "1.0", "--show-prompt", "--state", "⊢ 1 = 1", tmp_home=tmp_path)
+    assert quiet.returncode == 0 and "decodes greedily" not in quiet.stderr
+    help_text = run_prover("prove", "--help", tmp_home=tmp_path).stdout
+    assert "http://127.0.0.1:8000/v1" in help_text, "the default server address is said in --help"
