@@ -591,7 +591,9 @@ class ProgressDisplay:
     does.
     """
 
-    def __init__(self, title: str, enabled: bool, recorded_proved: int = 0) -> None:
+    def __init__(self, title: str, enabled: bool, recorded_proved: int = 0, console: Any = None) -> None:
+        self._console = console
+        self._handlers: list[tuple[Any, Any]] = []
         self._title = title
         self._enabled = enabled
         self._proved = recorded_proved
@@ -622,15 +624,30 @@ class ProgressDisplay:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(compact=True),
-            console=Console(stderr=True),
+            console=self._console if self._console is not None else Console(stderr=True),
             speed_estimate_period=600.0,
         )
         self._progress.__enter__()
+        self._route_logs(self._progress.console)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.__exit__(None, None, None)
+        for handler, console in self._handlers:
+            handler.console = console
+        self._handlers = []
+
+    def _route_logs(self, console: Any) -> None:
+        """Log lines go through the bar's own console while it is shown: printed above the bar, never into it."""
+        import logging
+
+        from rich.logging import RichHandler
+
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, RichHandler):
+                self._handlers.append((handler, handler.console))
+                handler.console = console
 
     def __call__(self, event: object) -> None:
         from prover.evaluation.events import EvaluationStarted, ProblemFinished

@@ -417,3 +417,32 @@ def test_attempts_and_trees_refused_on_ray_and_informal(tmp_path: Path) -> None:
         "--dataset", str(dataset), "--out", str(tmp_path / "o"), "--mode", "informal", "--export-trees", "t"
     )
     assert informal.exit_code == 2 and "--export-trees applies to --mode formal" in informal.output
+
+
+def test_log_lines_print_above_the_progress_bar_through_its_console() -> None:
+    import io
+    import logging
+
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    from prover.cli.eval_cmd import ProgressDisplay
+    from prover.evaluation.events import EvaluationStarted
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    own = RichHandler(console=Console(file=io.StringIO()), show_path=False)
+    root = logging.getLogger()
+    root.addHandler(own)
+    try:
+        with ProgressDisplay("miniF2F test", enabled=True, console=console) as bar:
+            bar(EvaluationStarted(total=3, skipped=0))
+            assert own.console is console, "while the bar is up, logs go through its console"
+            logging.getLogger("prover.test").warning("a worker was recycled")
+        assert own.console is not console, "and back afterwards"
+    finally:
+        root.removeHandler(own)
+    text = screen.getvalue()
+    assert "a worker was recycled" in text and "miniF2F test" in text
+    # The log line stands on a line of its own, not glued to the bar's text.
+    assert any("a worker was recycled" in line and "miniF2F test" not in line for line in text.splitlines())
