@@ -397,13 +397,13 @@ class BestFirstSearch:
             # TimeoutError only on exit), so a TimeoutError raised by the generator is its failure.
             raise
         except Exception as error:
-            # One line at the default level; the traceback only when debugging (`prover -vv`).
+            # One line at the default level; the traceback with `prover -v`.
             logger.error(
                 "tactic generator failed on %s: %s: %s",
                 self.problem.name,
                 type(error).__name__,
                 error,
-                exc_info=logger.isEnabledFor(logging.DEBUG),
+                exc_info=logger.isEnabledFor(logging.INFO),
             )
             raise _SearchEnded(
                 SearchStatus.ENV_ERROR, f"tactic generator failed: {type(error).__name__}: {error}"

@@ -232,7 +232,7 @@ async def _search_once(
             problem.name,
             type(error).__name__,
             error,
-            exc_info=logger.isEnabledFor(logging.DEBUG),
+            exc_info=logger.isEnabledFor(logging.INFO),
         )
         record = env_error_record(
             problem,
