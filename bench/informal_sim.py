@@ -56,7 +56,7 @@ if __package__ in (None, ""):
 from lean_env.isabelle.checker import SERVER_LINE, IsabelleChecker, IsabelleConfig, ServerInfo
 from lean_env.isabelle.client import IsabelleClient
 from lean_env.types import Language, Problem
-from prover.informal.isabelle_backend import IsabelleSketchBackend
+from prover.informal.isabelle_backend import GAP, TRY_THIS, IsabelleSketchBackend
 from prover.informal.pipeline import DEFAULT_HEURISTICS, InformalConfig, formalize_many
 from prover.models.text import Completion, FinishReason, TextRequest
 from tests.stand_ins.isabelle_server import (
@@ -89,7 +89,6 @@ EARLY = 3
 GAP_KINDS = ("early", "late", "sledgehammer", "none")
 NAME_WIDTH = 4
 NAME = re.compile(r"informal_sim_\d{" + str(NAME_WIDTH) + "}")
-TRY_THIS = re.compile(r"Try this:\s*(.+?)(?:\s+\([^()]*\d+(?:\.\d+)?\s*(?:ms|s)\))?\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -261,9 +260,6 @@ def _theory(problem: Problem, sketch: str) -> str:
     return f"{problem.header}{problem.formal_statement}{body}\n\nend\n"
 
 
-_GAP = re.compile(r"(?<![\w'.])sledgehammer(?![\w'])")
-
-
 def _fill(text: str, spans: Sequence[tuple[int, int]], fills: Sequence[str]) -> str:
     for (start, end), fill in sorted(zip(spans, fills, strict=True), reverse=True):
         text = text[:start] + fill + text[end:]
@@ -283,7 +279,7 @@ async def reference_one(
     """One problem as the Llemma harness checks it: start Isabelle, fill the gaps in order, check, kill."""
     text = _theory(problem, sketch)
     header = len(problem.header)
-    spans = [(m.start(), m.end()) for m in _GAP.finditer(text) if m.start() >= header]
+    spans = [(m.start(), m.end()) for m in GAP.finditer(text) if m.start() >= header]
     # (the sketches here hold no comments or strings with the word in them; the harness did not mask either)
     closings: list[str | None] = [None] * len(spans)
     checks = 0

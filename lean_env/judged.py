@@ -30,14 +30,13 @@ class FinalJudge(Protocol):
 class JudgedEnv:
     """Delegates to `inner`; `verify` = inner verify, then `final.judge` on what the inner check accepts.
 
-    `final_timeout` overrides the timeout given to `verify` for the final judge (None: the judge's own
-    default), since a comparator run (two sandboxed builds) takes longer than a REPL re-check.
+    The final judge runs under its own timeout (its settings), not the one given to `verify`: a
+    comparator run (two sandboxed builds) takes longer than a REPL re-check.
     """
 
-    def __init__(self, inner: LeanEnv, final: FinalJudge, *, final_timeout: float | None = None) -> None:
+    def __init__(self, inner: LeanEnv, final: FinalJudge) -> None:
         self.inner = inner
         self.final = final
-        self.final_timeout = final_timeout
 
     @property
     def syntax(self) -> ProofLanguage:
@@ -54,8 +53,7 @@ class JudgedEnv:
         first = await self.inner.verify(problem, proof, timeout)
         if not first.ok:
             return first
-        verdict = await self.final.judge(problem, proof, self.final_timeout)
-        return verdict
+        return await self.final.judge(problem, proof)
 
     async def close(self) -> None:
         await self.inner.close()

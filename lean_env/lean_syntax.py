@@ -304,7 +304,7 @@ def clean_tactic(text: str) -> str:
     return textwrap.dedent("\n".join(lines))
 
 
-def _offset(text: str, position: Position) -> int:
+def offset_of(text: str, position: Position) -> int:
     """The index in `text` of a Lean position (1-based line, 0-based code-point column)."""
     if position.line < 1:
         raise ValueError(f"position {position}: lines start at 1")
@@ -368,7 +368,7 @@ class LeanSyntax:
         for hole, tactics in zip(holes, proofs, strict=True):
             if not tactics:
                 raise ValueError(f"splice: no tactics for hole {hole.index}")
-            start, end = _offset(text, hole.start), _offset(text, hole.end)
+            start, end = offset_of(text, hole.start), offset_of(text, hole.end)
             spans.append((start, end, tactics))
         spans.sort(key=lambda span: span[0], reverse=True)
         for start, end, tactics in spans:

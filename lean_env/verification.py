@@ -118,16 +118,7 @@ def _same_declaration(printed: str, name: str) -> bool:
 
 def axiom_reports(messages: Sequence[LeanMessage], name: str) -> list[tuple[str, ...]]:
     """Every answer to `#print axioms name` found in `messages`, in order (normally exactly one)."""
-    reports: list[tuple[str, ...]] = []
-    for message in messages:
-        for found in _AXIOMS_REPORT.finditer(message.text):
-            if not _same_declaration(found.group("name"), name):
-                continue
-            if found.group("none") is not None:
-                reports.append(())
-            else:
-                reports.append(tuple(part.strip() for part in found.group("axioms").split(",") if part.strip()))
-    return reports
+    return [axioms for printed, axioms in _all_axiom_reports(messages) if _same_declaration(printed, name)]
 
 
 def _proof_part(theorem: Problem, checked_text: str) -> str | None:

@@ -240,11 +240,12 @@ def default_home(environ: Mapping[str, str]) -> Path:
     return user_home / ".local" / "share" / APP_NAME
 
 
-def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `update` merged in, nested dicts merged key by key (neither argument is changed)."""
     merged = dict(base)
     for key, value in update.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -361,9 +362,9 @@ def load_settings(
             raise SettingsError(f"config file {config_file} does not exist") from error
         except tomllib.TOMLDecodeError as error:
             raise SettingsError(f"config file {config_file} is not valid TOML: {error}") from error
-    data = _deep_merge(data, _from_environment(environ))
+    data = deep_merge(data, _from_environment(environ))
     if overrides:
-        data = _deep_merge(data, _without_none(overrides))
+        data = deep_merge(data, _without_none(overrides))
     try:
         settings = ProverSettings.model_validate(data)
     except ValidationError as error:

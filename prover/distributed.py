@@ -45,7 +45,7 @@ from prover.evaluation.runner import (
     prove_problem,
     run_problems,
 )
-from search.events import EventListener
+from search.events import EventListener, publish
 from search.types import GenerationRequest, SearchConfig, TacticCandidate, TacticGenerator
 
 logger = logging.getLogger(__name__)
@@ -446,8 +446,7 @@ class _WorkerPool:
             return EvalRecord.model_validate(data)
 
     def _publish(self, event: object) -> None:
-        if self.events is not None:
-            self.events(event)
+        publish(self.events, event)
 
     async def shutdown(self) -> None:
         for task in list(self.background):

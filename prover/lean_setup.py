@@ -437,15 +437,8 @@ def _checkout_step(name: str, description: str, url: str, commit: str, folder: s
         return ctx.skip_data or _git_head(target(ctx)) == commit
 
     def run(ctx: SetupContext) -> None:
-        directory = target(ctx)
-        directory.mkdir(parents=True, exist_ok=True)
-        env = ctx.env()
-        if not (directory / ".git").exists():
-            ctx.run(["git", "init", "-q", str(directory)], None, env, ctx.log)
-        git = ["git", "-C", str(directory)]
         # Fetch exactly the pinned commit: GitHub serves a commit by its hash, so no branch can move it.
-        ctx.run([*git, "fetch", "--depth", "1", url, commit], None, env, ctx.log)
-        ctx.run([*git, "checkout", "-q", "--detach", "FETCH_HEAD"], None, env, ctx.log)
+        _git_checkout(ctx, url, commit, target(ctx))
 
     return SetupStep(name, description, url, done, run)
 
@@ -535,9 +528,14 @@ def _heap_marker(ctx: SetupContext) -> Path:
     return isabelle_heap_dir(ctx.data_dir) / ".built"
 
 
-def _heap_built(ctx: SetupContext) -> bool:
-    marker = _heap_marker(ctx)
+def _heap_built_in(data_dir: Path) -> bool:
+    """Whether the miniF2F heap under `data_dir` was built from the ROOT we write now."""
+    marker = isabelle_heap_dir(data_dir) / ".built"
     return marker.is_file() and marker.read_text(encoding="utf-8") == heap_root_text()
+
+
+def _heap_built(ctx: SetupContext) -> bool:
+    return _heap_built_in(ctx.data_dir)
 
 
 def _build_heap(ctx: SetupContext) -> None:
@@ -779,8 +777,7 @@ def isabelle_item(data_dir: Path, path: str | None = None) -> DoctorItem:
     if isabelle is None:
         return DoctorItem("Isabelle", False, detail="not installed (optional): run `prover setup --isabelle`")
     version = _output([str(isabelle), "version"]) or ""
-    marker = isabelle_heap_dir(data_dir) / ".built"
-    heap = marker.is_file() and marker.read_text(encoding="utf-8") == heap_root_text()
+    heap = _heap_built_in(data_dir)
     detail = f"{isabelle}; heap {ISABELLE_HEAP} " + ("built" if heap else "not built: run `prover setup --isabelle`")
     return DoctorItem("Isabelle", True, version, detail)
 

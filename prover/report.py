@@ -711,6 +711,8 @@ def _time_split(records: Sequence[EvalRecord]) -> dict[str, float]:
 
 def _informal_section(run: Run) -> list[str]:
     """Pass@k over attempts, how gaps were closed and the time split, for records with `informal`."""
+    if not any(_informal(record) is not None for record in run.records):
+        return []  # a formal run: its pass@k over searches is `_formal_section`'s
     curve = pass_at_k(run.records)
     if not curve:
         return []
@@ -731,9 +733,7 @@ def _informal_section(run: Run) -> list[str]:
     else:
         lines.append("- no gaps recorded")
     split = _time_split(run.records)
-    all_stages = 0.0
-    for seconds in split.values():
-        all_stages += seconds
+    all_stages = sum(split.values())
     lines += ["", "Time split across the stages (all attempts):", ""]
     lines += ["| stage | seconds | share |", "|---|---:|---:|"]
     for stage, seconds in split.items():

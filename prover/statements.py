@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lean_env import lean_syntax
 from lean_env.guard import check_statement_text
-from lean_env.source_policy import DEFAULT_POLICY, SourcePolicy, check_header, check_sizes
+from lean_env.source_policy import DEFAULT_POLICY, SourcePolicy, check_header, check_sizes, enforce_policy
 from lean_env.types import Problem
 
 MINIF2F_HEADER = "import Mathlib\n\nset_option maxHeartbeats 0\n\nopen BigOperators Real Nat Topology Rat\n\n"
@@ -21,16 +21,6 @@ MINIF2F_HEADER = "import Mathlib\n\nset_option maxHeartbeats 0\n\nopen BigOperat
 
 class StatementError(ValueError):
     """A statement or file the user gave cannot be used; the message says why."""
-
-
-def split_declaration(text: str, name: str | None = None) -> tuple[str, str, str, str] | None:
-    """Split Lean source at a theorem: `(header, name, statement through ":= by", rest after ":=")`.
-
-    Takes the theorem called `name`, or the first one when `name` is None; None when there is none or
-    its signature has no `:=`. The header is the text before the declaration. This is
-    `lean_env.lean_syntax.split_declaration`, Lean's one comment- and string-aware parser.
-    """
-    return lean_syntax.split_declaration(text, name)
 
 
 def theorem_from_statement(
@@ -101,19 +91,16 @@ def theorem_from_file(path: Path, name: str, policy: SourcePolicy = DEFAULT_POLI
         raise StatementError(f"--file: {path} is not UTF-8 text") from error
     declared = [declaration.name for declaration in lean_syntax.declarations(text)]
     if name in declared:
-        parts = split_declaration(text, name)
+        parts = lean_syntax.split_declaration(text, name)
         if parts is None:
             raise StatementError(
                 f"{path}, theorem {name}: the statement has no `:=`; write it as `theorem name ... := by`"
             )
         header, _, statement, _ = parts
-        problem = (
-            check_sizes(policy, statement=statement, header=header)
-            or check_header(header, policy)
-            or check_statement_text(statement, max_bytes=policy.max_statement_bytes)
-        )
+        found = Problem(name=name, header=header, formal_statement=statement.strip())
+        problem = enforce_policy(found, policy)
         if problem is not None:
             raise StatementError(f"{path}, theorem {name}: {problem}")
-        return Problem(name=name, header=header, formal_statement=statement.strip())
+        return found
     hint = f" (it declares: {', '.join(declared[:10])})" if declared else " (it declares no theorem)"
     raise StatementError(f"--name: no theorem named {name!r} in {path}{hint}")

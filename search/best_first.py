@@ -44,6 +44,7 @@ from search.events import (
     ProofRejected,
     SearchFinished,
     SearchStarted,
+    publish,
 )
 from search.render import normalize_tactic
 from search.tree import Node, NodeStatus, SearchTree
@@ -219,13 +220,7 @@ class BestFirstSearch:
         return result
 
     def _publish(self, event: object) -> None:
-        listener = self.events
-        if listener is None:
-            return
-        try:
-            listener(event)
-        except Exception:
-            logger.exception("event listener %r failed on %s", listener, type(event).__name__)
+        publish(self.events, event)
 
     async def _open_session(self) -> ProofSession | InvalidStatement:
         loop = asyncio.get_running_loop()

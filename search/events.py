@@ -78,6 +78,20 @@ EventListener = Callable[[Any], None]
 """Receives each published event; runs on the event loop and must not block."""
 
 
+def publish(listener: EventListener | None, event: object) -> None:
+    """Give `event` to `listener` (if any); a listener that raises is logged, never propagated.
+
+    Every publisher (a search, an evaluation, the Ray pool, `EventHub`) goes through this, so a
+    faulty display can never stop the work it watches.
+    """
+    if listener is None:
+        return
+    try:
+        listener(event)
+    except Exception:
+        logger.exception("event listener %r failed on %s", listener, type(event).__name__)
+
+
 class EventHub:
     """Fan-out of immutable events to listeners and to async subscribers.
 
@@ -101,10 +115,7 @@ class EventHub:
 
     def publish(self, event: object) -> None:
         for listener in tuple(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                logger.exception("event listener %r failed on %s", listener, type(event).__name__)
+            publish(listener, event)
 
     def stream(self, maxsize: int = 10_000) -> EventStream:
         """An `EventStream` of every event published from this call on (it subscribes at once)."""

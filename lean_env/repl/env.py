@@ -69,7 +69,7 @@ from lean_env.repl.config import ReplConfig
 from lean_env.repl.pool import PoolStats, ReplPool, WorkerGone
 from lean_env.repl.process import ReplProcess
 from lean_env.repl.wire import CommandReply, ReplError, ReplSorry, TacticReply, tactic_outcome
-from lean_env.source_policy import DEFAULT_POLICY, SourcePolicy, check_header, check_sizes, enforce_policy
+from lean_env.source_policy import DEFAULT_POLICY, SourcePolicy, check_header, enforce_policy
 from lean_env.types import (
     CheckResult,
     Hole,
@@ -86,7 +86,7 @@ from lean_env.types import (
     VerifyResult,
     VerifyStatus,
 )
-from lean_env.verification import Probe, judge_probe, make_probe, precheck
+from lean_env.verification import Probe, judge_probe, make_probe
 
 logger = logging.getLogger(__name__)
 
@@ -500,8 +500,7 @@ class ReplLeanEnv:
         # The header goes through the policy and the rest through the guard (holes allowed): `check` runs
         # text a model or a user wrote, so it must not reach Lean with commands or code in it either.
         policy_problem = (
-            check_sizes(self.policy, header=header)
-            or check_header(header, self.policy)
+            check_header(header, self.policy)  # its size first, then its commands
             or await check_text_async(check_sketch_text, body, max_bytes=self.policy.max_proof_bytes)
         )
         if policy_problem is not None:
@@ -548,9 +547,7 @@ class ReplLeanEnv:
             return VerifyResult(
                 VerifyStatus.GUARD_REJECTED, reason=refused, checked_text=LEAN.proof_file(theorem, proof)
             )
-        rejected = precheck(theorem, proof) if len(proof) <= ASYNC_THRESHOLD_CHARS else None
-        if rejected is not None:
-            return rejected
+        # The guard has just passed the proof (the judge re-reads it from the checked text as well).
         return await self.check_proof(theorem, proof, timeout)
 
     async def check_proof(self, theorem: Problem, proof: str, timeout: float) -> VerifyResult:

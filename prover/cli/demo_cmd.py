@@ -8,7 +8,6 @@ generator as the model, then prints one proof and the rejected cheat, and writes
 from __future__ import annotations
 
 import functools
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -50,22 +49,24 @@ def demo(out: Path | None, no_progress: bool) -> None:
     argv += ["--no-progress"] if no_progress else []
     cli.main(args=argv, prog_name="prover", standalone_mode=False, obj=backends)
 
-    records = [json.loads(line) for line in (run / "results.jsonl").read_text(encoding="utf-8").splitlines()]
-    proved = next((record for record in records if record["proved"] and len(record["tactics"]) > 1), None)
-    proved = proved or next((record for record in records if record["proved"]), None)
+    from prover.evaluation.results import RESULTS_FILE, read_records
+
+    records = read_records(run / RESULTS_FILE)
+    proved = next((record for record in records if record.proved and len(record.tactics) > 1), None)
+    proved = proved or next((record for record in records if record.proved), None)
     if proved is not None:
-        click.echo(f"\nA proof ({proved['name']}, judge: {proved['judge']}), re-checked by the REPL as a whole file:")
-        click.echo(_indent(proved["lean_file"] or f"{proved['formal_statement']} {proved['proof']}"))
-    cheat = next((record for record in records if record["name"] == CHEAT), None)
-    if cheat is not None and cheat["rejected_proofs"]:
-        rejected = cheat["rejected_proofs"][0]
-        click.echo(f"\nA rejected cheat ({CHEAT}, status {cheat['status']}): closed every goal step by step,")
+        click.echo(f"\nA proof ({proved.name}, judge: {proved.judge}), re-checked by the REPL as a whole file:")
+        click.echo(_indent(proved.lean_file or f"{proved.formal_statement} {proved.proof}"))
+    cheat = next((record for record in records if record.name == CHEAT), None)
+    if cheat is not None and cheat.rejected_proofs:
+        rejected = cheat.rejected_proofs[0]
+        click.echo(f"\nA rejected cheat ({CHEAT}, status {cheat.status}): closed every goal step by step,")
         click.echo(f"but the whole-file re-check said `{rejected['status']}`: {rejected['reason']}")
         click.echo(_indent(rejected["proof"]))
 
     report_note = _write_report(run)
     click.echo(f"\ndone in {time.monotonic() - started:.1f} s")
-    click.echo(f"  results:  {run / 'results.jsonl'}  (one JSON object a problem)")
+    click.echo(f"  results:  {run / RESULTS_FILE}  (one JSON object a problem)")
     click.echo(f"  manifest: {run / 'manifest.json'}")
     click.echo(f"  report:   {report_note}")
     click.echo(f"  inputs:   {world.dataset.parent}  (problems, REPL script, model table)")

@@ -292,8 +292,9 @@ def _evaluate(
         if prepared.skip and remaining:
             click.echo(f"resuming: {len(prepared.skip)} recorded, {len(remaining)} to go", err=True)
         aborted = _execute(options, settings, loaded, prepared, title) if remaining else None
-        _print_summary(prepared, loaded.dataset, options["as_json"], title)
-        new = [record for record in _recorded(prepared, loaded.dataset) if record.name not in prepared.skip]
+        records = _recorded(prepared, loaded.dataset)  # read once, after the run, for the summary and exit status
+        _print_summary(prepared, records, loaded.dataset, options["as_json"], title)
+        new = [record for record in records if record.name not in prepared.skip]
     if aborted is not None:
         click.echo(f"error: {aborted}\nfix the backend, then rerun with --resume --retry-errors", err=True)
         raise SystemExit(EXIT_ENVIRONMENT)
@@ -557,10 +558,9 @@ def _run_label(dataset: Any, title: str) -> str:
     return f"{title} {splits}".strip()
 
 
-def _print_summary(prepared: Any, dataset: Any, as_json: bool, title: str) -> None:
+def _print_summary(prepared: Any, records: list[Any], dataset: Any, as_json: bool, title: str) -> None:
     from prover.evaluation.summary import format_summary, summarize
 
-    records = _recorded(prepared, dataset)
     summary = summarize(records, expected=len(dataset))
     if as_json:
         payload = {

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import click
 
+from prover.config import deep_merge
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -108,16 +110,6 @@ def parse_assignment(text: str) -> dict[str, Any]:
     return nested
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def settings_overrides(options: dict[str, Any], **extra: dict[str, Any]) -> dict[str, Any]:
     """The `load_settings` overrides from the shared flags, the command's own sections and `--set`.
 
@@ -151,7 +143,7 @@ def settings_overrides(options: dict[str, Any], **extra: dict[str, Any]) -> dict
         },
     }
     for section, fields in extra.items():
-        overrides = _merge(overrides, {section: fields})
+        overrides = deep_merge(overrides, {section: fields})
     for assignment in options.get("assignments") or ():
-        overrides = _merge(overrides, parse_assignment(assignment))
+        overrides = deep_merge(overrides, parse_assignment(assignment))
     return overrides

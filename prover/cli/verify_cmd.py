@@ -232,7 +232,8 @@ def verify(**options: Any) -> None:
     if (run_dir is None) == (pairs is None):
         raise UserFacingError("give a run directory or --pairs FILE.jsonl (one of them)")
     enabled = {"auto": None, "comparator": "on", "repl": "off"}[options["judge"]]
-    overrides = settings_overrides(options, lean={"comparator": {"enabled": enabled}})
+    # verify's own --timeout is the re-check's deadline, not the search budget the shared flag would set.
+    overrides = settings_overrides({**options, "timeout": None}, lean={"comparator": {"enabled": enabled}})
     settings = load_settings(options["config_file"], os.environ, overrides)
     if run_dir is not None:
         items = _items_from_run(run_dir)

@@ -24,7 +24,6 @@ is logged and never loses the record.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import platform
@@ -41,9 +40,9 @@ from prover.config import SearchSettings
 from prover.evaluation.events import EvaluationFinished, EvaluationStarted, ProblemFinished, ProblemStarted
 from prover.evaluation.results import EvalRecord, ResultsWriter
 from search.best_first import BestFirstSearch
-from search.events import EventListener
+from search.events import EventListener, publish
 from search.tree import SearchTree
-from search.types import SearchConfig, SearchResult, SearchStatus, TacticGenerator
+from search.types import SearchConfig, SearchResult, SearchStats, SearchStatus, TacticGenerator
 
 logger = logging.getLogger(__name__)
 
@@ -111,17 +110,6 @@ def default_worker_name() -> str:
     return f"{platform.node()}:{os.getpid()}"
 
 
-def _stats_dict(stats: Any) -> dict[str, Any]:
-    if stats is None:
-        return {}
-    if hasattr(stats, "to_dict"):
-        data: dict[str, Any] = stats.to_dict()
-        return data
-    if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
-        return dataclasses.asdict(stats)
-    return dict(stats)
-
-
 def _problem_fields(problem: Problem) -> dict[str, Any]:
     return {
         "name": problem.name,
@@ -162,7 +150,7 @@ def env_error_record(
     problem: Problem,
     reason: str,
     *,
-    stats: Any = None,
+    stats: SearchStats | None = None,
     started_at: float | None = None,
     worker: str = "",
     attempts: int = 1,
@@ -174,7 +162,7 @@ def env_error_record(
         status=SearchStatus.ENV_ERROR.value,
         proved=False,
         failure_reason=reason,
-        stats=_stats_dict(stats),
+        stats=stats.to_dict() if stats is not None else {},
         started_at=started_at if started_at is not None else now,
         finished_at=now,
         worker=worker,
@@ -409,8 +397,7 @@ class _Run:
         self.records: list[EvalRecord] = []
 
     def publish(self, event: object) -> None:
-        if self.events is not None:
-            self.events(event)
+        publish(self.events, event)
 
     async def finish(self, record: EvalRecord) -> None:
         """Write `record` durably, then announce it; raises `EvalAborted` when the abort rule fires."""

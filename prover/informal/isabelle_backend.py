@@ -56,8 +56,9 @@ class TheoryChecker(Protocol):
     async def close(self) -> None: ...
 
 
-_GAP = re.compile(r"(?<![\w'.])sledgehammer(?![\w'])")
-_TRY_THIS = re.compile(r"Try this:\s*(.+?)(?:\s+\([^()]*\d+(?:\.\d+)?\s*(?:ms|s)\))?\s*$", re.MULTILINE)
+GAP = re.compile(r"(?<![\w'.])sledgehammer(?![\w'])")
+"""A `sledgehammer` step of a sketch (matched on masked text, so not inside comments or strings)."""
+TRY_THIS = re.compile(r"Try this:\s*(.+?)(?:\s+\([^()]*\d+(?:\.\d+)?\s*(?:ms|s)\))?\s*$", re.MULTILINE)
 
 
 def mask(text: str) -> str:
@@ -91,7 +92,7 @@ class IsabelleSketchBackend:
         masked = mask(text)
         return [
             Gap(index=index, start=found.start(), end=found.end())
-            for index, found in enumerate(_GAP.finditer(masked, len(problem.header)))
+            for index, found in enumerate(GAP.finditer(masked, len(problem.header)))
         ]
 
     def variant(self, text: str, gaps: Sequence[Gap], gap: Gap, candidate: str) -> str:
@@ -139,7 +140,7 @@ class IsabelleSketchBackend:
                 probe, name_hint=problem.name, timeout=self.config.sledgehammer_timeout_s
             )
             suggestions = list(
-                dict.fromkeys(found.group(1).strip() for m in result.messages for found in _TRY_THIS.finditer(str(m)))
+                dict.fromkeys(found.group(1).strip() for m in result.messages for found in TRY_THIS.finditer(str(m)))
             )
             if suggestions:
                 found_at = await self._checks(

@@ -16,13 +16,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from lean_env.lean_syntax import statement_head
+from lean_env.lean_syntax import offset_of, statement_head
 from lean_env.protocol import LeanEnv
 from lean_env.types import (
     CheckResult,
     Hole,
     InvalidStatement,
-    Position,
     Problem,
     ProofClosed,
     VerifyResult,
@@ -36,11 +35,6 @@ from search.types import SearchConfig, SearchStatus, TacticGenerator
 
 _CHECKS_KEPT = 512
 """Sketch checks remembered for `close_gap` (oldest dropped first); a forgotten one is re-derived."""
-
-
-def _offset(text: str, position: Position) -> int:
-    lines = text.split("\n")
-    return sum(len(line) + 1 for line in lines[: position.line - 1]) + position.column
 
 
 class LeanSketchBackend:
@@ -82,7 +76,7 @@ class LeanSketchBackend:
             self._checks.pop(next(iter(self._checks)))
         gaps = []
         for hole in result.holes:
-            start, end = _offset(text, hole.start), _offset(text, hole.end)
+            start, end = offset_of(text, hole.start), offset_of(text, hole.end)
             gaps.append(Gap(index=hole.index, start=start, end=end, goal=hole.goal, handle=hole))
         return gaps
 

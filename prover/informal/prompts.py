@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -237,8 +237,3 @@ def _lean_exemplar(row: Mapping[str, Any], template: str) -> Exemplar:
         raise ValueError(f"exemplar {row.get('name', '?')!r}: missing field {missing}") from None
     text = template.format(informal_statement=statement, informal_proof=proof, formal_statement=formal) + "\n" + sketch
     return Exemplar(name, statement, proof, formal, text)
-
-
-def exemplar_names(prompts: PromptSet, language: str) -> Sequence[str]:
-    """Every exemplar name of `language` (for tests and reports)."""
-    return tuple(prompts.exemplars.get(language, {}))

@@ -107,14 +107,6 @@ def category_of(name: str) -> Category:
     return Category.OTHER
 
 
-def category_label(category: str) -> str:
-    """A human-readable name for a problem's `category`: a miniF2F category's label, else the text itself."""
-    try:
-        return Category(category).label
-    except ValueError:
-        return category or Category.OTHER.label
-
-
 @dataclass(frozen=True, slots=True)
 class Dataset:
     """A selection of problems and the identity of the data it was read from.
