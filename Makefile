@@ -5,8 +5,8 @@
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
-TEST_EXTRAS := hf,openai,dojo,ray,report,dev
-RUN_EXTRAS := hf,openai,dojo,ray,report
+TEST_EXTRAS := hf,openai,dojo,ray,report,service,dev
+RUN_EXTRAS := hf,openai,dojo,ray,report,service
 DEMO_EXTRAS := report
 OUT ?= runs/llemma7b-minif2f-test
 

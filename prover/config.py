@@ -30,6 +30,7 @@ from lean_env.dojo import DojoConfig
 from lean_env.isabelle.checker import IsabelleConfig
 from lean_env.repl.config import ReplConfig
 from lean_env.source_policy import SourcePolicy
+from prover.service.settings import ServiceSettings
 from search.types import PriorityScheme, SearchConfig
 
 if TYPE_CHECKING:
@@ -220,8 +221,10 @@ class ProverSettings(_Section):
     eval: EvalSettings = Field(default_factory=EvalSettings)
     informal: InformalSettings = Field(default_factory=InformalSettings)
     """The informal-to-formal pipeline (`prover formalize`, `prover eval --mode informal`)."""
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
+    """`prover serve` and `prover worker` (`[service]`): address, job store, limits, tokens."""
 
-    @field_validator("lean", "model", "search", "eval", "informal", mode="before")
+    @field_validator("lean", "model", "search", "eval", "informal", "service", mode="before")
     @classmethod
     def _none_is_default(cls, value: Any) -> Any:
         return {} if value is None else value

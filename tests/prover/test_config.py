@@ -127,11 +127,21 @@ def _candidates(annotation: Any, default: Any, root: Path, path: tuple[str, ...]
             found += ["alt-value", "7g", "http://alt/v1"]
         elif arm is Path:
             found += [root / "-".join(path)]  # absolute, so it arrives unchanged
+        elif origin in (list, tuple) and _item_model(arm) is not None:
+            found += [[{"name": "alice", "sha256": "a" * 64, "daily_jobs": 3}]]  # e.g. `[[service.tokens]]`
         elif origin in (list, tuple):
             found += [["alt-one", "alt two"]] if path[-1] != "base_urls" else [["http://x/v1", "http://y/v1"]]
         else:
             raise AssertionError(f"{'.'.join(path)}: the reachability test does not know {arm!r}; teach it")
     return found
+
+
+def _item_model(annotation: Any) -> type[BaseModel] | None:
+    """The section type of a list-of-sections setting (`tuple[TokenSettings, ...]`), else None."""
+    items = [arg for arg in typing.get_args(annotation) if arg is not Ellipsis]
+    if len(items) == 1 and isinstance(items[0], type) and issubclass(items[0], BaseModel):
+        return items[0]
+    return None
 
 
 def _value_for(path: tuple[str, ...], annotation: Any, root: Path) -> Any:
@@ -150,6 +160,7 @@ def _value_for(path: tuple[str, ...], annotation: Any, root: Path) -> Any:
 
 
 def _same(value: Any, expected: Any) -> bool:
+    value, expected = _plain(value), _plain(expected)
     if isinstance(expected, enum.Enum):
         expected = expected.value
     if isinstance(value, enum.Enum):
@@ -157,6 +168,13 @@ def _same(value: Any, expected: Any) -> bool:
     if isinstance(value, list | tuple) and isinstance(expected, list | tuple):
         return list(value) == list(expected)
     return bool(value == expected)
+
+
+def _plain(value: Any) -> Any:
+    """A list of sections as the dicts of their non-default fields, to compare with what was written."""
+    if isinstance(value, list | tuple) and value and isinstance(value[0], BaseModel):
+        return [item.model_dump(exclude_defaults=True) for item in value]
+    return value
 
 
 def _at(settings: BaseModel, path: tuple[str, ...]) -> Any:
@@ -175,6 +193,8 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):  # an inline table
+        return "{" + ", ".join(f"{key} = {_toml_value(item)}" for key, item in value.items()) + "}"
     return json.dumps(str(value))  # a JSON string of plain text is a TOML basic string
 
 
@@ -183,6 +203,8 @@ def _env_value(path: tuple[str, ...], value: Any) -> str:
         return str(value.value)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | tuple) and value and isinstance(value[0], dict):
+        return json.dumps(value)
     if isinstance(value, list | tuple):
         return ",".join(value) if path[-1] == "base_urls" else shlex.join(value)
     return str(value)
