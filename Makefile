@@ -23,6 +23,7 @@ $(VENV)/.installed-%:
 lint: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
 
 typecheck: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(PY) -m mypy
