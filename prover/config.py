@@ -83,7 +83,8 @@ class ModelSettings(_Section):
     """`llemma`, `reprover`, or the path of a template file."""
     max_new_tokens: int = Field(default=256, ge=1)
     temperature: float = Field(default=0.0, ge=0)
-    """0 means beam search (hf, vllm) or greedy-ish sampling where beams are not offered (openai)."""
+    """0 means beam search of width `search.samples` (hf, vllm; openai where the server offers it, see
+    `beam_search`), else greedy decoding: one candidate per expansion."""
     top_p: float = Field(default=1.0, gt=0, le=1)
     top_k: int = Field(default=0, ge=0)
     """0 disables top-k (Hugging Face would otherwise apply top_k=50)."""
@@ -100,8 +101,18 @@ class ModelSettings(_Section):
     eager rate at 8 searches x 32 samples on an H200; see bench/results). Falls back to eager decoding if
     graph capture fails. Ignored on the CPU."""
     tensor_parallel_size: int = Field(default=1, ge=1)
+    max_logprobs: int = Field(default=64, ge=1)
+    """vllm: the engine's `max_logprobs`, the most log-probs one decoding step may return. Beam search of
+    width W reads the top 2W tokens of every beam at each step, so keep it at least 2 x `search.samples`
+    (64 covers the default 32; vLLM's own default of 20 would refuse beam widths above 10). Below 2W but
+    at least W, beam search still runs, reading fewer candidates per beam; below W it is refused."""
     base_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8000/v1"])
     api_key: str | None = None
+    beam_search: Literal["auto", "on", "off"] = "auto"
+    """openai, at temperature 0: `on` asks the server for beam search of width `search.samples`
+    (vLLM's `use_beam_search` extension of `/v1/completions`; the server needs `--max-logprobs` of at
+    least 2 x the width); `off` decodes greedily, one candidate per expansion; `auto` tries beams once
+    and remembers whether the server offers them. hf and vllm always run beam search at temperature 0."""
     request_timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=5, ge=0)
     seed: int = 0

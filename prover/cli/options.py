@@ -52,6 +52,13 @@ model_options = stack_options(
     ),
     click.option("--prompt-format", help="llemma, reprover, or a template file."),
     click.option("--temperature", type=float, help="0 = beam search; > 0 = sampling."),
+    click.option(
+        "--beam-search",
+        type=click.Choice(["auto", "on", "off"]),
+        default=None,
+        help="--backend openai at temperature 0: ask the server for beams (vLLM's use_beam_search; "
+        "needs `vllm serve --max-logprobs` >= 2 x --samples). auto (default) tries once; off decodes greedily.",
+    ),
 )
 search_options = stack_options(
     click.option("--expansions", type=click.IntRange(min=1), help="Expansion budget per theorem (default 100)."),
@@ -74,18 +81,28 @@ settings_options = stack_options(
 
 
 def warn_about_sampling(settings: Any) -> None:
-    """Say so when the settings ask for several candidates a model server can only give once.
+    """Say so when the settings ask for several candidates a model server may only give once.
 
-    OpenAI-style servers offer no beam search: at temperature 0 they decode greedily, so every one
-    of `--samples` candidates would be the same tactic.
+    Beam search is not part of the OpenAI API: at temperature 0 an OpenAI-style server gives
+    `--samples` candidates only through vLLM's beam-search extension (`--beam-search`); without it
+    it decodes greedily, and every candidate would be the same tactic.
     """
     model = settings.model
-    if model.backend == "openai" and model.temperature == 0 and settings.search.samples > 1:
-        click.echo(
-            f"warning: --backend openai at temperature 0 decodes greedily: the {settings.search.samples} samples "
-            "per expansion will be one candidate. Pass --temperature (e.g. 1.0) to sample them.",
-            err=True,
-        )
+    if model.backend != "openai" or model.temperature != 0 or settings.search.samples <= 1:
+        return
+    samples = settings.search.samples
+    if model.beam_search == "on":
+        return
+    if model.beam_search == "off":
+        why = "--beam-search off: --backend openai at temperature 0 decodes greedily"
+    else:
+        why = "--backend openai at temperature 0 decodes greedily unless the server offers beam search (tried once)"
+    click.echo(
+        f"warning: {why}: the {samples} samples per expansion will be one candidate. Pass --temperature "
+        f"(e.g. 1.0) to sample them, or --beam-search on with a vLLM server (`vllm serve --max-logprobs "
+        f"{max(2 * samples, 20)}`).",
+        err=True,
+    )
 
 
 def parse_assignment(text: str) -> dict[str, Any]:
@@ -133,6 +150,7 @@ def settings_overrides(options: dict[str, Any], **extra: dict[str, Any]) -> dict
             "base_urls": list(options.get("base_url") or ()) or None,
             "prompt_format": options.get("prompt_format"),
             "temperature": options.get("temperature"),
+            "beam_search": options.get("beam_search"),
         },
         "search": {
             "expansions": options.get("expansions"),

@@ -11,9 +11,22 @@ sends none), its finish reason the server's `finish_reason`: `length`, or `stop`
 API uses for both a stop string and EOS; vLLM's `stop_reason` (the stop string, or None for EOS)
 tells them apart; without it, a completion whose tokens hold a stop string its text lacks counts
 as stopped by it, and one without tokens as stopped by a stop string when the request had any.
-A greedy or beam-search request asks for one completion (greedy decoding; more would be
-identical, and beam search is not part of the OpenAI API) and gets it `n` times, or once for
-beam search.
+A greedy request asks for one completion (more would be identical) and gets it `n` times.
+
+Beam search is not part of the OpenAI API; vLLM's server extends `/v1/completions` with
+`use_beam_search: true`, `n` being the beam width (`CompletionRequest.use_beam_search` in
+`vllm/entrypoints/openai/protocol.py`, served by `OpenAIServing.beam_search`). Its beams ignore
+`stop` (`to_beam_search_params` passes none on) and run to EOS or `max_tokens`, and each step asks
+the engine for 2n log-probs, so the server needs `--max-logprobs` of at least 2n (its default is
+20). A beam-search request therefore asks for `logprobs: 1`, cuts every beam here at its first stop
+string, keeps the log-probs of the tokens up to and including the one that completed it, and lets
+candidates be ranked by their mean (`finalize_candidates` merges beams that cut to the same text).
+`beam_search` says when to ask: `on` always (a server that refuses raises `GenerationError` with
+the fix), `off` never, `auto` tries once and remembers the answer. A server without the extension
+either refuses the field (the OpenAI API: 400 "Unrecognized request argument supplied:
+use_beam_search") or, like servers that ignore unknown fields, answers with ordinary completions,
+which are used as they come. Without beams a beam-search request decodes greedily: one candidate
+instead of `n`, said once in a log warning.
 """
 
 from __future__ import annotations
@@ -22,13 +35,13 @@ import asyncio
 import itertools
 import logging
 import random
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import httpx
 
 from prover.config import ModelSettings
-from prover.models.base import GenerationError, PromptTooLong, find_stop
+from prover.models.base import GenerationError, PromptTooLong, cut_at_stop, find_stop
 from prover.models.text import Completion, FinishReason, TextRequest
 
 logger = logging.getLogger(__name__)
@@ -42,9 +55,36 @@ class _Retryable(Exception):
         self.delay = delay
 
 
-def completion_body(model: str, request: TextRequest) -> dict[str, Any]:
-    """The JSON body of the `/v1/completions` request for `request`."""
-    one = request.beam_search or request.temperature == 0
+class _Refused(GenerationError):
+    """A 4xx answer other than a context-length refusal: not retried."""
+
+    def __init__(self, message: str, status: int, reason: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+BeamMode = Literal["auto", "on", "off"]
+
+
+def _refuses_beam_search(error: _Refused) -> bool:
+    """Whether a refusal says the server does not know `use_beam_search` (OpenAI's 400, a strict 422)."""
+    return error.status in (400, 422) and "use_beam_search" in error.reason
+
+
+def _lacks_logprobs(error: _Refused) -> bool:
+    """Whether a refusal is vLLM's for more log-probs per token than its `--max-logprobs`."""
+    return error.status == 400 and "greater than max allowed" in error.reason
+
+
+def completion_body(model: str, request: TextRequest, *, use_beam_search: bool = False) -> dict[str, Any]:
+    """The JSON body of the `/v1/completions` request for `request`.
+
+    With `use_beam_search` (only for a beam-search request) the body asks for vLLM's beam search of
+    width `n`; otherwise a greedy or beam-search request asks for one greedy completion.
+    """
+    beams = use_beam_search and request.beam_search
+    one = not beams and (request.beam_search or request.temperature == 0)
     body: dict[str, Any] = {
         "model": model,
         "prompt": request.prompt,
@@ -55,6 +95,8 @@ def completion_body(model: str, request: TextRequest) -> dict[str, Any]:
         "logprobs": 1,
         "stop": list(request.stop),
     }
+    if beams:
+        body["use_beam_search"] = True  # a vLLM extension, sent only where asked for
     if request.top_k > 0:
         body["top_k"] = request.top_k  # a vLLM extension; left out when off so strict servers accept the body
     if request.seed is not None:
@@ -105,6 +147,45 @@ def parse_completions(data: Any, expected: int, stops: Sequence[str] = ()) -> li
     return out
 
 
+def _choices(data: Any, expected: int) -> list[dict[str, Any]]:
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+        raise ValueError("reply has no `choices` list")
+    choices = data["choices"]
+    if not choices or len(choices) > expected:
+        raise ValueError(f"reply has {len(choices)} choices for n={expected}")
+    if not all(isinstance(choice, dict) and isinstance(choice.get("text"), str) for choice in choices):
+        raise ValueError("a choice has no `text`")
+    return choices
+
+
+def parse_beams(data: Any, expected: int, stops: Sequence[str] = ()) -> list[Completion]:
+    """The beams of a beam-search reply, each cut at its first stop string (the server's beams ignore
+    `stop`): the text before it, the log-probs of the tokens up to and including the one that
+    completed it. Raises `ValueError` if the reply is malformed."""
+    out: list[Completion] = []
+    for choice in _choices(data, expected):
+        logprobs = _token_logprobs(choice)
+        block = choice.get("logprobs")
+        tokens = block.get("tokens") if isinstance(block, dict) else None
+        if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
+            tokens = None
+        if tokens is not None and len(tokens) != len(logprobs):
+            raise ValueError("`logprobs.tokens` and `logprobs.token_logprobs` differ in length")
+        text = choice["text"]
+        kept = len(logprobs)
+        if find_stop(text, stops) is not None and tokens is not None:
+            generated = ""
+            for index, token in enumerate(tokens):
+                generated += token
+                if find_stop(generated, stops) is not None:
+                    kept = index + 1
+                    break
+        # A server that ignored `use_beam_search` applied `stop` itself: its finish reason says why.
+        reason = FinishReason.STOP if find_stop(text, stops) is not None else _finish_reason(choice, stops)
+        out.append(Completion(cut_at_stop(text, stops), logprobs[:kept], reason))
+    return out
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after")
     if value is None:
@@ -130,7 +211,11 @@ def _error_message(response: httpx.Response) -> str:
 
 
 class OpenAIGenerator:
-    """A `TextGenerator` over OpenAI-compatible completion servers (see the module docstring)."""
+    """A `TextGenerator` over OpenAI-compatible completion servers (see the module docstring).
+
+    `beam_search` (`auto`, `on`, `off`) says whether beam-search requests ask the server for beams;
+    `server_beams` is what is known: True or False once decided, None while `auto` has not asked.
+    """
 
     def __init__(
         self,
@@ -145,9 +230,16 @@ class OpenAIGenerator:
         max_connections: int = 64,
         transport: httpx.AsyncBaseTransport | None = None,
         seed: int = 0,
+        beam_search: BeamMode = "auto",
     ) -> None:
         if not base_urls:
             raise ValueError("OpenAIGenerator.base_urls: give at least one server URL")
+        if beam_search not in ("auto", "on", "off"):
+            raise ValueError(f"OpenAIGenerator.beam_search: auto, on or off, got {beam_search!r}")
+        self.beam_search: BeamMode = beam_search
+        self.server_beams: bool | None = {"auto": None, "on": True, "off": False}[beam_search]
+        self._greedy_warned = False
+        self._probe: asyncio.Lock | None = None
         self.model_name = model_name
         self.base_urls = [url.rstrip("/") for url in base_urls]
         self.timeout_s = timeout_s
@@ -173,6 +265,7 @@ class OpenAIGenerator:
             timeout_s=settings.request_timeout_s,
             max_retries=settings.max_retries,
             seed=settings.seed,
+            beam_search=settings.beam_search,
         )
 
     async def complete(self, requests: Sequence[TextRequest]) -> list[list[Completion]]:
@@ -209,20 +302,78 @@ class OpenAIGenerator:
                 transport=self._transport,
             )
             self._client_loop = loop
+            self._probe = asyncio.Lock()  # locks, too, belong to one loop
         return self._client
 
     async def _one(self, client: httpx.AsyncClient, request: TextRequest) -> list[Completion]:
-        completions = await self._post(client, completion_body(self.model_name, request), request.stop)
+        if request.beam_search and self.server_beams is not False:
+            beams = await self._beams(client, request)
+            if beams is not None:
+                return beams
+        if request.beam_search:
+            self._warn_greedy(request.n)
+        completions = await self._post(client, completion_body(self.model_name, request), self._parser(request.stop))
         if request.greedy and request.n > 1:
             return completions[:1] * request.n  # asked once; the others would be identical
         return completions
 
-    async def _post(self, client: httpx.AsyncClient, body: dict[str, Any], stops: Sequence[str]) -> list[Completion]:
+    async def _beams(self, client: httpx.AsyncClient, request: TextRequest) -> list[Completion] | None:
+        """The server's beams for `request`, or None when `auto` learns that the server has none."""
+        if self.server_beams is None and self._probe is not None:
+            async with self._probe:  # the first request asks; the others wait for its answer
+                if self.server_beams is None:
+                    return await self._ask_beams(client, request)
+        if self.server_beams is False:
+            return None
+        return await self._ask_beams(client, request)
+
+    async def _ask_beams(self, client: httpx.AsyncClient, request: TextRequest) -> list[Completion] | None:
+        body = completion_body(self.model_name, request, use_beam_search=True)
+        try:
+            beams = await self._post(client, body, lambda data, n: parse_beams(data, n, request.stop))
+        except _Refused as error:
+            if _refuses_beam_search(error):
+                why = "the server does not offer beam search (vLLM's `use_beam_search`)"
+                fix = "use a vLLM server, or --beam-search off"
+            elif _lacks_logprobs(error):
+                why = f"the server's --max-logprobs is below 2 x the beam width {request.n}"
+                fix = f"restart `vllm serve` with --max-logprobs {2 * request.n}"
+            else:
+                raise
+            if self.beam_search == "on":
+                raise GenerationError(f"--beam-search on: {why} ({error.reason}); {fix}") from error
+            logger.warning("beam search is off for model %r: %s (%s); %s", self.model_name, why, error.reason, fix)
+            self.server_beams = False
+            return None
+        if self.server_beams is None:
+            logger.info("the server of model %r offers beam search: using it at temperature 0", self.model_name)
+            self.server_beams = True
+        return beams
+
+    def _warn_greedy(self, n: int) -> None:
+        if self._greedy_warned or n <= 1:
+            return
+        self._greedy_warned = True
+        logger.warning(
+            "model %r: no beam search (--beam-search %s): temperature 0 decodes greedily, one candidate per "
+            "expansion instead of %d; pass --temperature (e.g. 1.0) to sample them",
+            self.model_name,
+            self.beam_search,
+            n,
+        )
+
+    @staticmethod
+    def _parser(stops: Sequence[str]) -> Callable[[Any, int], list[Completion]]:
+        return lambda data, n: parse_completions(data, n, stops)
+
+    async def _post(
+        self, client: httpx.AsyncClient, body: dict[str, Any], parse: Callable[[Any, int], list[Completion]]
+    ) -> list[Completion]:
         last = "no attempt made"
         for attempt in range(self.max_retries + 1):
             url = self.base_urls[next(self._rotation)] + "/completions"
             try:
-                return await self._attempt(client, url, body, stops)
+                return await self._attempt(client, url, body, parse)
             except _Retryable as error:
                 last = f"{url}: {error}"
                 if attempt == self.max_retries:
@@ -239,7 +390,11 @@ class OpenAIGenerator:
         )
 
     async def _attempt(
-        self, client: httpx.AsyncClient, url: str, body: dict[str, Any], stops: Sequence[str]
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        body: dict[str, Any],
+        parse: Callable[[Any, int], list[Completion]],
     ) -> list[Completion]:
         self.requests_sent += 1
         try:
@@ -255,8 +410,8 @@ class OpenAIGenerator:
             message = _error_message(response)
             if status == 400 and any(marker in message.lower() for marker in _CONTEXT_MARKERS):
                 raise PromptTooLong(f"model {self.model_name!r} at {url}: the prompt does not fit: {message}")
-            raise GenerationError(f"{url} answered HTTP {status}: {message}")
+            raise _Refused(f"{url} answered HTTP {status}: {message}", status, message)
         try:
-            return parse_completions(response.json(), body["n"], stops)
+            return parse(response.json(), body["n"])
         except ValueError as error:  # includes JSON decode errors
             raise _Retryable(f"malformed reply: {error}") from error

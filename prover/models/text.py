@@ -48,8 +48,8 @@ class TextRequest:
     temperature: float = 0.0
     """Sampling temperature; 0 means greedy decoding. Ignored by beam search."""
     beam_search: bool = False
-    """Beam search of width `n`, ranked by mean token log-prob (backends without beams, such as
-    OpenAI-style servers, decode greedily instead)."""
+    """Beam search of width `n`, ranked by mean token log-prob (an OpenAI-style server without vLLM's
+    `use_beam_search` decodes greedily instead; see `model.beam_search`)."""
     top_p: float = 1.0
     """Nucleus sampling: keep the smallest set of tokens whose probability reaches `top_p` (1 = off)."""
     top_k: int = 0

@@ -14,7 +14,7 @@ from lean_env.types import ProofState
 from prover.config import ModelSettings
 from prover.models import PromptedTacticGenerator, build_generator, build_text_generator
 from prover.models.base import GenerationError, PromptTooLong, SamplingConfig
-from prover.models.openai_backend import OpenAIGenerator, completion_body, parse_completions
+from prover.models.openai_backend import OpenAIGenerator, completion_body, parse_beams, parse_completions
 from prover.models.prompts import LLEMMA
 from prover.models.text import Completion, FinishReason, TextGenerator, TextRequest
 from search.types import GenerationRequest, TacticCandidate
@@ -157,7 +157,8 @@ def test_client_errors_are_not_retried(server: OpenAIStandIn) -> None:
 
 def test_body_mapping() -> None:
     beams = completion_body("m", TextRequest("p", n=32, beam_search=True, temperature=0.7, stop=("---",)))
-    assert beams["n"] == 1 and beams["temperature"] == 0.0  # beams are not part of the API: greedy
+    assert beams["n"] == 1 and beams["temperature"] == 0.0  # without the server's beams: greedy
+    assert "use_beam_search" not in beams
     greedy = completion_body("m", TextRequest("p", n=4, temperature=0.0))
     assert greedy["n"] == 1 and "seed" not in greedy
     sampled = completion_body(
@@ -263,3 +264,95 @@ def test_retry_jitter_draws_from_the_seeded_generator() -> None:
     assert delays(make(url, seed=5)) == delays(make(url, seed=5)) != delays(make(url, seed=6))
     from_settings = OpenAIGenerator.from_settings(ModelSettings(backend="openai", seed=5))
     assert delays(from_settings) == delays(make(url, seed=5)), "model.seed (--seed) seeds the jitter"
+
+
+# ---------------------------------------------------------------- beam search (vLLM's `use_beam_search`)
+
+BEAM_TABLE = {
+    # The server's beams ignore `stop`: they run past "---" into the next "Tactic state".
+    STATE: [
+        [("lin", -0.2), ("arith", -0.1), ("\n-", -0.05), ("--", -0.05), ("\nTactic", -1.0), (" state", -1.0)],
+        [("nlin", -0.5), ("arith", -0.3), ("\n---", -0.1), ("\nx", -2.0)],
+        [("lin", -0.3), ("arith", -0.4), ("\n---", -0.1)],  # the same tactic again, worse: merged away
+        [("norm", -0.9), ("_num", -0.3)],  # ends by itself (EOS), no stop
+    ],
+}
+
+
+def beam_tactics(text: OpenAIGenerator) -> PromptedTacticGenerator:
+    return PromptedTacticGenerator(text, LLEMMA, SamplingConfig(temperature=0.0, max_new_tokens=32))
+
+
+def test_beam_search_on_a_vllm_server_is_cut_at_the_stop_and_rescored() -> None:
+    with OpenAIStandIn(BEAM_TABLE, max_logprobs=8) as server:
+        text = make([server.base_url], beam_search="auto")
+        (candidates,) = ask(beam_tactics(text), STATE, samples=4)
+    (body,) = server.log.bodies
+    assert body["use_beam_search"] is True and body["n"] == 4 and body["temperature"] == 0.0
+    assert body["logprobs"] == 1, "token log-probs come back to cut the beams by"
+    assert text.server_beams is True
+    # Each beam scored by the mean log-prob of its kept tokens (through the stop's), best first, unique.
+    assert [(c.text, c.num_tokens) for c in candidates] == [("linarith", 4), ("nlinarith", 3), ("norm_num", 2)]
+    assert candidates[0].logprob == pytest.approx(-0.4)  # not -2.4: the tokens after the stop are dropped
+    assert candidates[1].logprob == pytest.approx(-0.9)
+    assert candidates[2].logprob == pytest.approx(-1.2)
+
+
+def test_parse_beams_trims_like_a_stopping_server() -> None:
+    reply = {
+        "choices": [
+            {
+                "text": "simp\n---\nmore",
+                "logprobs": {"tokens": ["simp", "\n--", "-", "\nmore"], "token_logprobs": [-1.0, -0.5, -0.25, -3.0]},
+                "finish_reason": "length",
+            },
+            {"text": "ring", "logprobs": {"tokens": ["ring"], "token_logprobs": [-0.5]}, "finish_reason": "length"},
+            {"text": "rfl", "logprobs": {"tokens": ["rfl"], "token_logprobs": [-0.5]}, "finish_reason": "stop"},
+        ]
+    }
+    simp, ring, rfl = parse_beams(reply, 3, ["---"])
+    assert simp == Completion("simp\n", (-1.0, -0.5, -0.25), FinishReason.STOP)
+    assert ring.finish_reason == FinishReason.LENGTH and rfl.finish_reason == FinishReason.EOS
+    with pytest.raises(ValueError, match="differ in length"):
+        parse_beams({"choices": [{"text": "x", "logprobs": {"tokens": ["x"], "token_logprobs": []}}]}, 1)
+
+
+@pytest.mark.parametrize("flavour", ["openai", "vllm-default-max-logprobs"])
+def test_auto_falls_back_to_greedy_once_and_remembers(flavour: str, caplog: pytest.LogCaptureFixture) -> None:
+    # The OpenAI API refuses the unknown field; a vLLM server at its default --max-logprobs (20) refuses 2 x 32.
+    stand_in = OpenAIStandIn(BEAM_TABLE, flavour="openai") if flavour == "openai" else OpenAIStandIn(BEAM_TABLE)
+    with stand_in as server, caplog.at_level("WARNING", logger="prover.models.openai_backend"):
+        text = make([server.base_url], beam_search="auto")
+        rows = ask(beam_tactics(text), STATE, STATE, samples=32)
+        ask(beam_tactics(text), STATE, samples=32)
+    refused, *rest = server.log.statuses
+    assert refused == 400 and rest == [200, 200, 200], "asked once, then greedy without asking again"
+    assert text.server_beams is False
+    assert [b.get("use_beam_search") for b in server.log.bodies] == [True, None, None, None]
+    assert all(b["n"] == 1 for b in server.log.bodies[1:])
+    assert [len(row) for row in rows] == [1, 1]
+    expected = "Unrecognized request argument supplied: use_beam_search" if flavour == "openai" else "max allowed: 20"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(expected in w for w in warnings) and any("decodes greedily" in w for w in warnings)
+    assert sum("decodes greedily" in w for w in warnings) == 1, "said once"
+
+
+def test_beam_search_on_raises_with_the_fix_and_off_never_asks() -> None:
+    refused = pytest.raises(GenerationError, match=r"does not offer beam search.*--beam-search off")
+    with OpenAIStandIn(BEAM_TABLE, flavour="openai") as server, refused:
+        ask(beam_tactics(make([server.base_url], beam_search="on")), STATE, samples=4)
+    with OpenAIStandIn(BEAM_TABLE) as server, pytest.raises(GenerationError, match=r"--max-logprobs 64"):
+        ask(beam_tactics(make([server.base_url], beam_search="on")), STATE, samples=32)
+    with OpenAIStandIn(BEAM_TABLE, max_logprobs=64) as server:
+        (candidates,) = ask(beam_tactics(make([server.base_url], beam_search="off")), STATE, samples=4)
+        assert "use_beam_search" not in server.log.bodies[0] and server.log.bodies[0]["n"] == 1
+        assert [c.text for c in candidates] == ["linarith"]
+
+
+def test_beam_search_setting_reaches_the_generator() -> None:
+    assert ModelSettings().beam_search == "auto"
+    generator = OpenAIGenerator.from_settings(ModelSettings(backend="openai", beam_search="off"))
+    assert generator.beam_search == "off" and generator.server_beams is False
+    assert completion_body("m", TextRequest("p", n=8, beam_search=True), use_beam_search=True)["n"] == 8
+    sampled = completion_body("m", TextRequest("p", n=8, temperature=1.0), use_beam_search=True)
+    assert "use_beam_search" not in sampled, "only beam-search requests ask for beams"

@@ -13,6 +13,16 @@ cycle through, each a list of token strings with their log-probs. Failures are i
 (200 with a body that is not JSON), `"no_choices"` (200 with JSON lacking `choices`), `"hang"`
 (answer after `hang_s`), or `"context"` (400 with vLLM's context-length message). `latency_s`
 delays every answer; `max_in_flight` records how many requests were ever served at once.
+
+`flavour` picks the server. `"vllm"` (the default) speaks vLLM's extension `use_beam_search: true`
+(`CompletionRequest.use_beam_search`, `vllm/entrypoints/openai/protocol.py`): the first `n`
+completions of the table entry are the beams, run to their end or `max_tokens` ignoring `stop`
+(the server's `to_beam_search_params` passes no stop strings on), the text is the whole beam, and
+the log-probs are per token; like vLLM, whose beam search asks the engine for 2n log-probs per step,
+it answers 400 "Requested sample logprobs of 2n, which is greater than max allowed: M" when 2n
+exceeds `max_logprobs` (vLLM's `--max-logprobs`, default 20). vLLM ignores other unknown fields.
+`"openai"` is the OpenAI API, which refuses any field it does not know with 400 "Unrecognized
+request argument supplied: <field>" (type `invalid_request_error`).
 """
 
 from __future__ import annotations
@@ -24,12 +34,21 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 Completion = Sequence[tuple[str, float]]
 """One completion: (token text, log-prob) pairs."""
 
 Fault = int | str
+
+OPENAI_COMPLETION_FIELDS = frozenset(
+    {
+        "model", "prompt", "suffix", "max_tokens", "temperature", "top_p", "n", "stream", "stream_options",
+        "logprobs", "echo", "stop", "presence_penalty", "frequency_penalty", "best_of", "logit_bias", "user",
+        "seed",
+    }
+)  # fmt: skip
+"""The request fields of OpenAI's `/v1/completions` (its API reference)."""
 
 
 @dataclass
@@ -50,8 +69,12 @@ class OpenAIStandIn:
         model: str = "stand-in-model",
         hang_s: float = 2.0,
         latency_s: float = 0.0,
+        flavour: Literal["vllm", "openai"] = "vllm",
+        max_logprobs: int = 20,
     ) -> None:
         self.table = table
+        self.flavour = flavour
+        self.max_logprobs = max_logprobs
         self.model = model
         self.hang_s = hang_s
         self.latency_s = latency_s
@@ -100,14 +123,32 @@ class OpenAIStandIn:
                 return [completions[(start + i) % len(completions)] for i in range(n)]
         return [[("sorry", -9.0)] for _ in range(n)]
 
+    def _beams(self, prompt: str, n: int) -> list[Completion]:
+        for key, completions in self.table.items():
+            if key in prompt:
+                return list(completions[:n])
+        return [[("sorry", -9.0)]]
+
+    def refusal(self, body: dict[str, Any]) -> str | None:
+        """The 400 message this flavour answers `body` with, or None if it accepts it."""
+        if self.flavour == "openai":
+            unknown = sorted(set(body) - OPENAI_COMPLETION_FIELDS)
+            return f"Unrecognized request argument supplied: {unknown[0]}" if unknown else None
+        if body.get("use_beam_search") and 2 * int(body.get("n", 1)) > self.max_logprobs:
+            n = 2 * int(body.get("n", 1))
+            return f"Requested sample logprobs of {n}, which is greater than max allowed: {self.max_logprobs}"
+        return None
+
     def reply(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The JSON reply to a well-formed request `body`."""
+        """The JSON reply to a well-formed, accepted request `body`."""
         n = int(body.get("n", 1))
         max_tokens = int(body.get("max_tokens", 16))
-        stops = body.get("stop") or []
+        beams = bool(body.get("use_beam_search")) and self.flavour == "vllm"
+        stops = [] if beams else body.get("stop") or []
         stops = [stops] if isinstance(stops, str) else list(stops)
+        chosen = self._beams(str(body["prompt"]), n) if beams else self._completions(str(body["prompt"]), n)
         choices: list[dict[str, Any]] = []
-        for index, completion in enumerate(self._completions(str(body["prompt"]), n)):
+        for index, completion in enumerate(chosen):
             tokens: list[str] = []
             logprobs: list[float] = []
             text = ""
@@ -223,6 +264,9 @@ class OpenAIStandIn:
                     )
                 elif "prompt" not in body or "model" not in body:
                     self._error(400, "`model` and `prompt` are required", "invalid_request_error")
+                elif (refusal := stand_in.refusal(body)) is not None:
+                    kind = "invalid_request_error" if stand_in.flavour == "openai" else "BadRequestError"
+                    self._error(400, refusal, kind)
                 else:
                     self._send(200, json.dumps(stand_in.reply(body)).encode())
 
