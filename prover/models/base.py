@@ -48,7 +48,8 @@ class SamplingConfig:
     """How candidates are drawn; the subset of `ModelSettings` every backend understands.
 
     `temperature == 0` means beam search: hf and vllm always, openai when the server offers vLLM's
-    `use_beam_search` (`model.beam_search`), else greedy decoding; `top_k == 0` disables top-k (Hugging Face would otherwise apply 50).
+    `use_beam_search` (`model.beam_search`), else greedy decoding. `top_k == 0` disables top-k
+    (Hugging Face would otherwise apply 50).
     """
 
     max_new_tokens: int = 256
