@@ -43,11 +43,13 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "tree",
         "Draw one theorem's search tree (SVG or PNG) from a run's exported trees.",
     ),
+    "serve": ("prover.cli.serve_cmd", "serve", "Serve the job API, the live page and /metrics over HTTP."),
     "verify": (
         "prover.cli.verify_cmd",
         "verify",
         "Re-check recorded proofs (a run directory or a JSONL of pairs) with the strongest judge.",
     ),
+    "worker": ("prover.cli.worker_cmd", "worker", "Run queued service jobs from a job store (no HTTP)."),
 }
 
 EXIT_USAGE = 2
