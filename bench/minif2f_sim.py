@@ -313,12 +313,22 @@ class SimEnv:
         self.pool = pool
         self.workers = [_Worker(index) for index in range(workers)]
         self.tactics = 0
+        """Tactics that reached a Lean worker (a tactic cancelled while it waits for one never does)."""
         self.replayed_tactics = 0
 
-    async def _occupy(self, worker: _Worker, seconds: float) -> None:
-        async with worker.lock:
-            worker.busy_s += seconds
+    async def _busy(self, worker: _Worker, seconds: float) -> None:
+        """Hold `worker` for `seconds`; a cancelled tactic frees it at once and is charged only what it used."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
             await asyncio.sleep(seconds / self.scale)
+        finally:
+            worker.busy_s += min(seconds, (loop.time() - began) * self.scale)
+
+    async def _occupy(self, worker: _Worker, seconds: float, *, tactic: bool = False) -> None:
+        async with worker.lock:
+            self.tactics += tactic
+            await self._busy(worker, seconds)
 
     def replay_seconds(self, state: str) -> tuple[float, list[str]]:
         """Time to rebuild `state` from its theorem's root on a worker that lacks it, and the states passed."""
@@ -336,7 +346,7 @@ class SimEnv:
 
     async def run_on_pool(self, home: _Worker, state: str, seconds: float, produced: str) -> None:
         if self.pool == "pinned":
-            await self._occupy(home, seconds)
+            await self._occupy(home, seconds, tactic=True)
             return
         idle = [worker for worker in self.workers if not worker.lock.locked()]
         if not home.lock.locked():
@@ -354,8 +364,8 @@ class SimEnv:
                 self.replayed_tactics += len(passed) - 1
             if produced:
                 worker.held.add(produced)
-            worker.busy_s += cost
-            await asyncio.sleep(cost / self.scale)
+            self.tactics += 1
+            await self._busy(worker, cost)
 
     @property
     def syntax(self) -> LeanSyntax:
@@ -414,7 +424,6 @@ class SimSession:
         edge = self._env.world.edge(state.pp, tactic)
         if edge is None:
             return TacticError(TacticErrorKind.LEAN_ERROR, "unknown tactic")
-        self._env.tactics += 1
         limit = timeout * self._env.scale  # callers pass timeouts in scaled time
         produced = edge.next_state if edge.outcome == "progress" else ""
         await self._env.run_on_pool(self._home, state.pp, min(edge.latency, limit), produced)
@@ -601,6 +610,8 @@ class Outcome:
     """Theorems whose search the wall clock stopped."""
     proof_seconds: dict[str, float] = field(default_factory=dict)
     """For each proved theorem, simulated seconds from the start of its search to the proof."""
+    tactics_cancelled: int = 0
+    """Tactics our searches cancelled on Lean once a proof was found (`SearchStats.tactics_cancelled`)."""
 
 
 def run_reference(
@@ -658,8 +669,12 @@ def run_ours(
     scale: float | None,
     pool: str = "pinned",
     generator_model: str = "hf-measured",
+    cancel_on_proof: bool = True,
 ) -> Outcome:
-    """Our runner (`run_evaluation` over `MergingGenerator`) on the world; `generator_model` names its latency model."""
+    """Our runner (`run_evaluation` over `MergingGenerator`) on the world; `generator_model` names its latency model.
+
+    `cancel_on_proof=False` lets the tactics still running when a proof is found finish (the comparison
+    row for the cancellation's saving)."""
     env = SimEnv(world, workers, scale or 1.0, pool)
     inner = SimGenerator(world, scale or 1.0, generator_latency(generator_model))
     # Scaled real time shrinks every latency, the budget and the merge window alike.
@@ -669,6 +684,7 @@ def run_ours(
         wall_clock_s=clock_s / (scale or 1.0),
         tactic_timeout_s=TACTIC_TIMEOUT_S / (scale or 1.0),
         verify_timeout_s=120.0,
+        cancel_on_proof=cancel_on_proof,
     )
     records: list[Any] = []
 
@@ -706,6 +722,7 @@ def run_ours(
             for record in records
             if record.proved
         },
+        sum(int(record.stats.get("tactics_cancelled", 0)) for record in records),
     )
 
 
@@ -752,6 +769,12 @@ def main(argv: list[str] | None = None) -> None:
         help="latency model of our runner's model calls: hf-measured (our hf backend, same-run ratio to plain "
         "generate), generate (plain generate over the merged states), or both (rows for each; the last line "
         "uses hf-measured)",
+    )
+    parser.add_argument(
+        "--no-cancel-comparison",
+        action="store_true",
+        help="skip the extra run of ours (expansion budget) that lets tactics finish after a proof is found, "
+        "and the Lean-calls line comparing it with cancellation",
     )
     args = parser.parse_args(argv)
     ours_models = list(OUR_GENERATORS) if args.our_generator == "both" else [args.our_generator]
@@ -826,6 +849,18 @@ def main(argv: list[str] | None = None) -> None:
             f"vs {ours_clock.expansions / len(names):.1f}"
         )
     ours_exp, ours_clock = pick("ours", 0, headline), pick("ours", 1, headline)
+    if not args.no_cancel_comparison:
+        kept = run_ours(
+            world, names, args.workers, args.concurrency, 1e9, ours_exp.regime, args.scale, args.pool, headline, False
+        )
+        print(
+            f"[ours: {headline}] cancel on proof (expansion budget): Lean calls {ours_exp.tactics} with vs "
+            f"{kept.tactics} without (saved {kept.tactics - ours_exp.tactics}); busy worker-seconds "
+            f"{ours_exp.lean_busy_s:.0f} vs {kept.lean_busy_s:.0f} "
+            f"(saved {kept.lean_busy_s - ours_exp.lean_busy_s:.0f}); "
+            f"tactics cancelled {ours_exp.tactics_cancelled}; wall {hours(ours_exp.sim_seconds).strip()} vs "
+            f"{hours(kept.sim_seconds).strip()}; proved {len(ours_exp.proved)} vs {len(kept.proved)}"
+        )
     speedup = ref_exp.sim_seconds / ours_exp.sim_seconds
     print(f"speedup={speedup:.2f} proved_ours={len(ours_clock.proved)} proved_reference={len(ref_clock.proved)}")
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ from lean_env.types import (
     TacticOutcome,
     VerifyResult,
 )
+from search import gc_freeze
 from search.events import (
     EventListener,
     ExpansionDone,
@@ -62,8 +64,12 @@ from search.types import (
 
 logger = logging.getLogger(__name__)
 
-# `kind.value` goes through a slow enum descriptor, and most candidates are counted errors.
-_KIND_NAMES = {kind: kind.value for kind in TacticErrorKind}
+_CANCEL_GRACE_S = 5.0
+"""How long a search waits for cancelled tactics to unwind before it leaves them to finish alone."""
+
+_SEPARATOR = "\u00a6"
+"""Joins an expansion's candidate texts for the one-pass cleanliness check of `_deduplicate`: a
+printable character (so a clean batch stays printable) that tactics practically never contain."""
 
 
 class _SearchEnded(Exception):
@@ -78,14 +84,16 @@ class _Counters:
     """The live, mutable counters of one search; only ever read through `snapshot`."""
 
     __slots__ = (
+        "distinct_candidates",
         "duplicate_candidates",
         "edges",
         "env_seconds",
-        "errors_by_kind",
+        "errors",
         "expansions",
         "model_seconds",
         "nodes",
         "started",
+        "tactics_cancelled",
         "tactics_tried",
         "verify_seconds",
         "wall_seconds",
@@ -97,7 +105,10 @@ class _Counters:
         self.edges = 0
         self.tactics_tried = 0
         self.duplicate_candidates = 0
-        self.errors_by_kind: dict[str, int] = {}
+        self.distinct_candidates = 0
+        self.tactics_cancelled = 0
+        self.errors: Counter[TacticErrorKind] = Counter()
+        """Tactic errors by kind; keyed by the enum, turned into its values only in a snapshot."""
         self.model_seconds = 0.0
         self.env_seconds = 0.0
         self.verify_seconds = 0.0
@@ -116,11 +127,13 @@ class _Counters:
             edges=self.edges,
             tactics_tried=self.tactics_tried,
             duplicate_candidates=self.duplicate_candidates,
-            errors_by_kind=dict(self.errors_by_kind),
+            errors_by_kind={kind.value: count for kind, count in self.errors.items()},
             model_seconds=self.model_seconds,
             env_seconds=self.env_seconds,
             verify_seconds=self.verify_seconds,
             wall_seconds=wall,
+            distinct_candidates=self.distinct_candidates,
+            tactics_cancelled=self.tactics_cancelled,
         )
 
 
@@ -201,10 +214,15 @@ class BestFirstSearch:
         counters.started = time.monotonic()
         self._publish(SearchStarted(problem_name=self.problem.name, at=time.time()))
         started_at = asyncio.get_running_loop().time()
+        freeze = self.config.freeze_gc
+        if freeze:
+            gc_freeze.enter()
         try:
             status, reason = await self._run_with_session(started_at)
         finally:
             counters.wall_seconds = time.monotonic() - counters.started
+            if freeze:
+                gc_freeze.leave()
         result = SearchResult(
             theorem_name=self.problem.name,
             status=status,
@@ -218,6 +236,17 @@ class BestFirstSearch:
         )
         self._publish(SearchFinished(problem_name=self.problem.name, result=result))
         return result
+
+    def best_open(self, k: int) -> list[tuple[str, float]]:
+        """The `k` best open (unexplored) states now, best first: `(pretty-printed state, priority)`.
+
+        Higher priority is explored first. Empty before the search has opened its goal. One pass
+        over the frontier: fine a few times a second (a live view), not once per expansion.
+        """
+        tree = self.tree
+        if tree is None:
+            return []
+        return [(node.state.pp, priority) for node, priority in tree.best_open(k)]
 
     def _publish(self, event: object) -> None:
         publish(self.events, event)
@@ -257,6 +286,7 @@ class BestFirstSearch:
         config = self.config
         counters = self._counters
         loop = asyncio.get_running_loop()
+        freeze = config.freeze_gc
         self._deadline = started_at + config.wall_clock_s
         # One deadline scope for the whole loop (not one per expansion); `_run_check` moves it while
         # a proof is re-checked, since verification does not count against the wall clock.
@@ -278,6 +308,8 @@ class BestFirstSearch:
                     if node is None:
                         return SearchStatus.FAILED, self._failure_reason("no open state left to expand")
                     await self._expand(session, node)
+                    if freeze:
+                        gc_freeze.checkpoint(counters.expansions)
                     if config.debug_invariants:
                         tree.check_invariants()
         except TimeoutError:
@@ -301,7 +333,8 @@ class BestFirstSearch:
             counters.edges = tree.num_edges
             counters.env_seconds += loop.time() - env_started
         tree.mark_explored(node)
-        if self.events is not None:
+        if self.events is not None:  # the snapshot and the event only for someone who listens
+            parent = node.parent_edge
             self._publish(
                 ExpansionDone(
                     problem_name=self.problem.name,
@@ -310,66 +343,88 @@ class BestFirstSearch:
                     candidates=len(candidates),
                     frontier=tree.frontier_size,
                     stats=counters.snapshot(),
+                    node=node.id,
+                    parent=None if parent is None else parent.src.id,
                 )
             )
 
     async def _apply_candidates(self, session: ProofSession, node: Node, candidates: list[TacticCandidate]) -> None:
         """Run `candidates` on `node`'s state (concurrently, up to the limit) and apply the outcomes in order.
 
-        Stops early once the root is proved. A backend failure ends the search with `ENV_ERROR`.
+        Stops early once the root is proved; tactics still running then are cancelled and counted
+        in `tactics_cancelled`. A backend failure ends the search with `ENV_ERROR`.
         """
         assert self.tree is not None
         tree = self.tree
         counters = self._counters
         config = self.config
-        loop = asyncio.get_running_loop()
         state = node.state
         timeout = config.tactic_timeout_s
-        concurrent = config.max_concurrent_tactics > 1
+        run_tactic = session.run_tactic
         scores = config.priority.scores(candidates)
-        errors = counters.errors_by_kind
-        runner = self._runner = _CandidateRunner(
-            session, state, [candidate.text for candidate in candidates], timeout, config.max_concurrent_tactics
-        )
-        last = len(candidates) - 1
-        applied = 0
+        # Every outcome in candidate order. Runs of errors go to the tree as index ranges into this
+        # list (no Edge object each) and are counted by kind once, when the expansion ends.
+        outcomes: list[TacticOutcome | None] = []
+        keep = outcomes.append
+        errors_from = 0
+        """The first index of the run of errors not yet given to the tree."""
+        counted = 0
+        """Outcomes already in `tactics_tried`."""
+        runner: _CandidateRunner | None = None
+        if config.max_concurrent_tactics > 1 and len(candidates) > 1:
+            runner = self._runner = _CandidateRunner(session, state, candidates, timeout, config.max_concurrent_tactics)
+            if self._helper_check is None:
+                # Helpers for the following candidates start only if Lean makes us wait (see
+                # _check_helpers), so tactics that answer at once cost no task at all.
+                self._helper_check = asyncio.get_running_loop().call_soon(self._check_helpers)
         try:
             for index, candidate in enumerate(candidates):
-                if index == runner.next:
-                    # Nobody has started this one: run it here, in the search's own task. Helpers for
-                    # the following candidates start only if Lean makes us wait (see _check_helpers),
-                    # so tactics that answer at once cost no task at all.
+                if runner is None:
+                    outcome = await run_tactic(state, candidate.text, timeout)
+                elif index == runner.next:  # nobody has started this one: run it here, in our own task
                     runner.next = index + 1
-                    if concurrent and index < last and self._helper_check is None:
-                        self._helper_check = loop.call_soon(self._check_helpers)
-                    outcome = await session.run_tactic(state, candidate.text, timeout)
+                    outcome = await run_tactic(state, candidate.text, timeout)
                 else:
                     outcome = await runner.wait(index)
-                applied += 1
+                keep(outcome)
+                if outcome.__class__ is TacticError:
+                    continue
+                if errors_from < index:
+                    tree.add_errors(node, candidates, scores, outcomes, errors_from, index)
+                errors_from = index + 1
+                outcomes[index] = None  # only errors are read back: keep nothing else alive
                 score = scores[index]
-                if isinstance(outcome, TacticError):
-                    tree.add_error(node, candidate, score, outcome)
-                    kind = _KIND_NAMES[outcome.kind]
-                    errors[kind] = errors.get(kind, 0) + 1
-                elif isinstance(outcome, Progress):
+                if isinstance(outcome, Progress):
                     tree.add_progress(node, candidate, score, outcome.state)
                     if tree.root.status is NodeStatus.PROVED:  # it reached a state proved before
                         break
                 elif isinstance(outcome, ProofClosed):
-                    counters.tactics_tried += applied
-                    applied = 0
+                    counters.tactics_tried += len(outcomes) - counted
+                    counted = len(outcomes)
                     await self._verify_closing(node, candidate, score)
                     if tree.root.status is NodeStatus.PROVED:
                         break
+                elif isinstance(outcome, TacticError):  # a subclass: not counted with the others below
+                    tree.add_error(node, candidate, score, outcome)
+                    counters.errors[outcome.kind] += 1
                 else:  # pragma: no cover - a backend returned something outside the protocol
                     raise TypeError(f"run_tactic returned {type(outcome).__name__}, not a TacticOutcome")
         except LeanEnvError as error:
             raise _SearchEnded(SearchStatus.ENV_ERROR, f"Lean backend failed: {error}") from error
         finally:
             self._runner = None
-            counters.tactics_tried += applied
-            # Cancel what is still running and let it unwind before the next expansion reuses the session.
-            await runner.stop()
+            applied = len(outcomes)
+            if errors_from < applied:
+                tree.add_errors(node, candidates, scores, outcomes, errors_from, applied)
+            counters.tactics_tried += applied - counted
+            kinds = [outcome.kind for outcome in outcomes if outcome.__class__ is TacticError]  # type: ignore[union-attr]
+            if kinds:
+                counters.errors.update(kinds)
+            if runner is not None:
+                # Cancel what is still running (a proof was found, or the expansion failed) and let
+                # it unwind before the next expansion reuses the session or the search returns.
+                finish = not config.cancel_on_proof and tree.root.status is NodeStatus.PROVED
+                counters.tactics_cancelled += await runner.stop(cancel=not finish)
 
     def _check_helpers(self) -> None:
         """Runs as soon as the search's task is suspended: if candidates wait to start, start helpers.
@@ -408,24 +463,49 @@ class BestFirstSearch:
         return self._deduplicate(candidates)
 
     def _deduplicate(self, candidates: Sequence[TacticCandidate]) -> list[TacticCandidate]:
+        """The candidates with clean text (`clean_tactic`), first of each `normalize_tactic` key kept.
+
+        Counts what it drops in `duplicate_candidates` and what it keeps in `distinct_candidates`.
+        """
+        counters = self._counters
+        texts = [candidate.text for candidate in candidates]
+        # The common case, checked for the whole batch in a few passes over one string: every text
+        # one line (line breaks are not printable), single spaces (no other whitespace is
+        # printable), nothing to trim, none empty, no two alike. Then each text is its own clean
+        # text and its own key. A clean batch never fails this check through the separator (it is
+        # not a space, and a clean text neither starts nor ends with one); a text that contains
+        # the separator may send a clean batch to the slow path, never an unclean one to this one.
+        blob = _SEPARATOR.join(texts)
+        if (
+            blob.isprintable()
+            and "  " not in blob
+            and " " + _SEPARATOR not in blob
+            and _SEPARATOR + " " not in blob
+            and _SEPARATOR + _SEPARATOR not in blob
+            and not blob.startswith((" ", _SEPARATOR))
+            and not blob.endswith((" ", _SEPARATOR))
+            and blob
+            and len(set(texts)) == len(texts)
+        ):
+            counters.distinct_candidates += len(texts)
+            return list(candidates)
         seen: set[str] = set()
         unique: list[TacticCandidate] = []
         for candidate in candidates:
             text = candidate.text
             if text.isprintable() and "  " not in text and text == text.strip():
-                # The common case: one line (line breaks are not printable), single spaces (no other
-                # whitespace is printable), nothing to trim. It is its own clean text and its own key.
-                key = text
+                key = text  # clean already: its own clean text and its own key
             else:
                 text = clean_tactic(text)
                 key = normalize_tactic(text)
                 if text != candidate.text:
                     candidate = TacticCandidate(text=text, logprob=candidate.logprob, num_tokens=candidate.num_tokens)
             if not key or key in seen:
-                self._counters.duplicate_candidates += 1
+                counters.duplicate_candidates += 1
                 continue
             seen.add(key)
             unique.append(candidate)
+        counters.distinct_candidates += len(unique)
         return unique
 
     async def _verify_closing(self, node: Node, candidate: TacticCandidate, score: float) -> None:
@@ -445,9 +525,7 @@ class BestFirstSearch:
         logger.warning("proof of %s rejected by verification: %s", name, verdict.reason)
         self._rejected.append(RejectedProof(proof=proof, verify=verdict))
         self.tree.add_error(node, candidate, score, TacticError(TacticErrorKind.UNVERIFIED, verdict.reason))
-        errors = self._counters.errors_by_kind
-        kind = TacticErrorKind.UNVERIFIED.value
-        errors[kind] = errors.get(kind, 0) + 1
+        self._counters.errors[TacticErrorKind.UNVERIFIED] += 1
         self._publish(ProofRejected(problem_name=name, proof=proof, reason=verdict.reason))
 
     async def _run_check(self, tactics: tuple[str, ...]) -> VerifyResult:
@@ -496,37 +574,52 @@ class _CandidateRunner:
     outcome (or exception) is kept until the search asks for it with `wait`, in candidate order.
     """
 
-    __slots__ = ("_helpers", "_limit", "_results", "_session", "_state", "_tactics", "_timeout", "_waiter", "next")
+    __slots__ = (
+        "_cancelled",
+        "_candidates",
+        "_helpers",
+        "_limit",
+        "_results",
+        "_session",
+        "_state",
+        "_timeout",
+        "_waiter",
+        "next",
+    )
 
     def __init__(
-        self, session: ProofSession, state: ProofState, tactics: list[str], timeout: float, limit: int
+        self, session: ProofSession, state: ProofState, candidates: list[TacticCandidate], timeout: float, limit: int
     ) -> None:
         self._session = session
         self._state = state
-        self._tactics = tactics
+        self._candidates = candidates
         self._timeout = timeout
         self._limit = limit
         self.next = 0
         self._results: list[Any] = []
         self._helpers: list[asyncio.Task[None]] = []
         self._waiter: tuple[int, asyncio.Future[None]] | None = None
+        self._cancelled = 0
 
     def start_helpers(self) -> None:
-        wanted = min(self._limit - 1 - len(self._helpers), len(self._tactics) - self.next)
+        wanted = min(self._limit - 1 - len(self._helpers), len(self._candidates) - self.next)
         if wanted <= 0:
             return
         if not self._results:
-            self._results = [_PENDING] * len(self._tactics)
+            self._results = [_PENDING] * len(self._candidates)
         for _ in range(wanted):
             self._helpers.append(asyncio.ensure_future(self._help()))
 
     async def _help(self) -> None:
-        while self.next < len(self._tactics):
+        while self.next < len(self._candidates):
             index = self.next
             self.next += 1
             result: Any
             try:
-                result = await self._session.run_tactic(self._state, self._tactics[index], self._timeout)
+                result = await self._session.run_tactic(self._state, self._candidates[index].text, self._timeout)
+            except asyncio.CancelledError:
+                self._cancelled += 1  # stopped mid-tactic: Lean's work on it is wasted
+                raise
             except Exception as error:  # re-raised in order, when the search asks for this outcome
                 result = error
             self._results[index] = result
@@ -547,10 +640,31 @@ class _CandidateRunner:
             raise result
         return result  # type: ignore[no-any-return]
 
-    async def stop(self) -> None:
-        """Cancel the helpers and wait until they have unwound; no helper starts after this."""
+    async def stop(self, *, cancel: bool = True) -> int:
+        """Cancel the helpers and wait until they have unwound; no helper starts a tactic after this.
+
+        Returns how many tactics were cancelled while running. A helper that has not unwound
+        after `_CANCEL_GRACE_S` (a backend that ignores cancellation) is logged and left to
+        finish on its own; its outcome is dropped. With `cancel=False` the running tactics are
+        awaited to their end instead (their outcomes are dropped too).
+        """
         self._limit = 0
-        if self._helpers:
-            for helper in self._helpers:
+        self.next = len(self._candidates)
+        helpers = [helper for helper in self._helpers if not helper.done()]
+        if helpers and not cancel:
+            await asyncio.gather(*helpers, return_exceptions=True)
+        elif helpers:
+            for helper in helpers:
                 helper.cancel()
-            await asyncio.gather(*self._helpers, return_exceptions=True)
+            _, pending = await asyncio.wait(helpers, timeout=_CANCEL_GRACE_S)
+            if pending:
+                logger.warning("%d cancelled tactic(s) still running after %g s", len(pending), _CANCEL_GRACE_S)
+                for helper in pending:
+                    helper.add_done_callback(_drop_result)
+        return self._cancelled
+
+
+def _drop_result(task: asyncio.Task[None]) -> None:
+    """Retrieve a late helper's exception, so asyncio does not report it as never retrieved."""
+    if not task.cancelled():
+        task.exception()

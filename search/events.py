@@ -45,6 +45,10 @@ class ExpansionDone:
     """Open nodes left to expand after this one."""
     stats: SearchStats
     """A frozen copy of the counters at this moment."""
+    node: int = -1
+    """The expanded node's id in the search tree (`Node.id`; the root is 0)."""
+    parent: int | None = None
+    """The id of the node it was reached from on its best path; None for the root."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lean_env.types import ProofState, TacticError
+from lean_env.types import ProofState, TacticError, TacticOutcome
 from search.types import TacticCandidate
 
 if TYPE_CHECKING:
@@ -78,9 +78,47 @@ class Node:
     """The edge on the best-priority path from the root (None for the root)."""
     status: NodeStatus = NodeStatus.OPEN
     explored: bool = False
-    out_edges: list[Edge] = field(default_factory=list)
+    _out: list[Edge | range] = field(default_factory=list, repr=False)
+    """The out-edges in the order they were added; a `range` stands for a run of error edges of
+    `_failed` not built yet (see `SearchTree.add_errors`)."""
     in_edges: list[Edge] = field(default_factory=list)
     proved_by: Edge | None = None
+    _failed: Sequence[TacticOutcome | None] | None = field(default=None, repr=False)
+    """The outcomes the `range` entries of `_out` index into (with `_candidates` and `_scores`)."""
+    _candidates: Sequence[TacticCandidate] = field(default=(), repr=False)
+    _scores: Sequence[float] = field(default=(), repr=False)
+
+    @property
+    def out_edges(self) -> list[Edge]:
+        """Every edge leaving this node, in the order it was added (error edges included)."""
+        if self._failed is not None:
+            self._build_error_edges()
+        return self._out  # type: ignore[return-value]  # no range is left once the edges are built
+
+    def _build_error_edges(self) -> None:
+        assert self._failed is not None
+        candidates, scores, outcomes = self._candidates, self._scores, self._failed
+        built: list[Edge | range] = []
+        for entry in self._out:
+            if type(entry) is not range:
+                built.append(entry)
+                continue
+            for index in entry:
+                candidate = candidates[index]
+                error = outcomes[index]
+                assert isinstance(error, TacticError)
+                built.append(
+                    Edge(
+                        self, candidate.text, candidate.logprob, candidate.num_tokens, scores[index], None, False, error
+                    )
+                )
+        self._out[:] = built  # in place: a caller may hold the list
+        self._failed = None
+        self._candidates = self._scores = ()
+
+    def has_live_edge(self) -> bool:
+        """Whether an out-edge may still lead to a proof (error edges, built or not, never do)."""
+        return any(type(entry) is not range and not entry.is_dead for entry in self._out)  # type: ignore[union-attr]
 
 
 class SearchTree:
@@ -152,13 +190,40 @@ class SearchTree:
         return edge
 
     def add_error(self, src: Node, candidate: TacticCandidate, score: float, error: TacticError) -> Edge:
+        """Record that `candidate` failed on `src` with `error`."""
         edge = Edge(src, candidate.text, candidate.logprob, candidate.num_tokens, score, None, False, error)
-        src.out_edges.append(edge)  # `_link`, inlined: most edges are errors
+        src._out.append(edge)  # `_link`, inlined
         self.num_edges += 1
         return edge
 
+    def add_errors(
+        self,
+        src: Node,
+        candidates: Sequence[TacticCandidate],
+        scores: Sequence[float],
+        outcomes: Sequence[TacticOutcome | None],
+        start: int,
+        stop: int,
+    ) -> None:
+        """Record that `candidates[start:stop]` failed on `src`, each with its `TacticError` in `outcomes`.
+
+        The same edges as `add_error` once per candidate, but stored as one index range: most
+        candidates fail, and an `Edge` object each is most of what a search allocates and what the
+        garbage collector walks. `out_edges` (and so every export) builds the edges when first read.
+        The three sequences are kept, not copied: the caller must not change the entries in range.
+        """
+        failed = src._failed
+        if failed is not outcomes:
+            if failed is not None:
+                src._build_error_edges()
+            src._failed = outcomes
+            src._candidates = candidates
+            src._scores = scores
+        src._out.append(range(start, stop))
+        self.num_edges += stop - start
+
     def _link(self, edge: Edge) -> None:
-        edge.src.out_edges.append(edge)
+        edge.src._out.append(edge)
         if edge.dst is not None:
             edge.dst.in_edges.append(edge)
         self.num_edges += 1
@@ -192,7 +257,7 @@ class SearchTree:
             current = stack.pop()
             if current.status is not NodeStatus.OPEN or not current.explored:
                 continue
-            if all(edge.is_dead for edge in current.out_edges):
+            if not current.has_live_edge():
                 current.status = NodeStatus.FAILED
                 stack.extend(edge.src for edge in current.in_edges)
 
@@ -221,6 +286,22 @@ class SearchTree:
             edges.append(edge)
             current = None if edge.closes_proof else edge.dst
         return edges
+
+    def best_open(self, k: int) -> list[tuple[Node, float]]:
+        """The `k` open, unexplored nodes with the highest priority, best first, with their priority.
+
+        One pass over the frontier (stale entries skipped): cheap enough a few times a second,
+        not meant for every expansion.
+        """
+        if k <= 0:
+            return []
+        by_id = self._by_id
+        live = (
+            entry
+            for entry in self._frontier
+            if not (node := by_id[entry[2]]).explored and node.status is NodeStatus.OPEN and -entry[0] == node.priority
+        )
+        return [(by_id[node_id], -neg_priority) for neg_priority, _, node_id in heapq.nsmallest(k, live)]
 
     def iter_edges(self) -> Iterator[Edge]:
         for node in self.nodes.values():

@@ -113,6 +113,12 @@ class SearchConfig:
     """How many candidates of one expansion run in Lean at once."""
     debug_invariants: bool = False
     """Check the tree's invariants after every expansion (slow; for tests and debugging)."""
+    cancel_on_proof: bool = True
+    """Cancel the tactics still running on Lean once a proof is found (counted in
+    `SearchStats.tactics_cancelled`); False lets them finish first (for comparisons)."""
+    freeze_gc: bool = True
+    """Keep the garbage collector off the trees of running searches (`search.gc_freeze`); turn it
+    off in a process that uses `gc.freeze()` for its own ends."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_expansions, int) or self.max_expansions < 1:
@@ -171,6 +177,12 @@ class SearchStats:
     env_seconds: float = 0.0
     verify_seconds: float = 0.0
     wall_seconds: float = 0.0
+    distinct_candidates: int = 0
+    """Distinct tactics the generator returned (after the search's de-duplication), summed over
+    expansions; with `duplicate_candidates`, every candidate it returned."""
+    tactics_cancelled: int = 0
+    """Tactics cancelled while running on Lean because the search ended (a proof was found) or
+    its expansion failed before their outcome was needed."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -68,3 +68,23 @@ def test_both_generator_models_can_be_printed(capsys: pytest.CaptureFixture[str]
     assert models == ["generate", "hf-measured", "generate"] * 2
     assert sum(line.startswith("[ours: generate]") for line in out) == 2
     assert re.fullmatch(r"speedup=\d+\.\d\d proved_ours=\d+ proved_reference=\d+", out[-1])
+
+
+def test_cancelling_on_proof_saves_lean_calls_and_worker_time(capsys: pytest.CaptureFixture[str]) -> None:
+    minif2f_sim.main(["--theorems", "6", "--seed", "3"])
+    out = capsys.readouterr().out
+    match = re.search(
+        r"cancel on proof \(expansion budget\): Lean calls (\d+) with vs (\d+) without \(saved (-?\d+)\); "
+        r"busy worker-seconds (\d+) vs (\d+) \(saved (-?\d+)\); tactics cancelled (\d+)",
+        out,
+    )
+    assert match is not None
+    with_calls, without_calls, saved_calls, _, _, _, cancelled = (int(group) for group in match.groups())
+    assert saved_calls == without_calls - with_calls > 0 and cancelled > 0
+    world = minif2f_sim.SimWorld(minif2f_sim.theorem_names(6), 3)
+    names = minif2f_sim.theorem_names(6)
+    kept = minif2f_sim.run_ours(world, names, 8, 8, 1e9, "x", None, cancel_on_proof=False)
+    cancelled_run = minif2f_sim.run_ours(world, names, 8, 8, 1e9, "x", None)
+    assert cancelled_run.lean_busy_s < kept.lean_busy_s and cancelled_run.tactics < kept.tactics
+    assert kept.tactics_cancelled == 0 < cancelled_run.tactics_cancelled
+    assert cancelled_run.proved == kept.proved

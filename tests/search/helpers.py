@@ -98,8 +98,11 @@ async def run_search(
 
 
 def comparable(result: SearchResult) -> dict[str, Any]:
-    """A result's record without the timing fields, for determinism checks."""
+    """A result's record without the timing fields, for determinism checks.
+
+    `tactics_cancelled` is timing too: how many tactics were still running when a proof was found.
+    """
     record = result.to_dict()
-    for key in ("model_seconds", "env_seconds", "verify_seconds", "wall_seconds"):
+    for key in ("model_seconds", "env_seconds", "verify_seconds", "wall_seconds", "tactics_cancelled"):
         record["stats"].pop(key)
     return record
