@@ -1,16 +1,17 @@
-"""The LeanDojo backend: theorems in a LeanDojo-traced repository, for parity with the Llemma runs.
+"""The LeanDojo backend: theorems in a repository traced by lean-dojo 4.20 (Lean v4.3.0-rc2 to about v4.20).
 
 A theorem is named by its place in a traced repository (`DojoLocation`: repository URL, commit,
-file, full name), e.g. `rah4927/lean-dojo-mew` at d00c776, the project the Llemma paper evaluated
-miniF2F in. `DojoLeanEnv.start` opens one LeanDojo `Dojo` per theorem and drives it from a thread
-of its own; `verify` re-checks the whole file with `lake env lean` inside the traced repository.
+file, full name). (`rah4927/lean-dojo-mew` at d00c776, the project the Llemma paper evaluated
+miniF2F in, is on a 2023 Lean this LeanDojo cannot trace; see Versions.) `DojoLeanEnv.start`
+opens one LeanDojo `Dojo` per theorem and drives it from a thread of its own; `verify` re-checks
+the whole file with `lake env lean` inside the traced repository.
 
 Versions. Written against lean-dojo 4.20.0 (the `dojo` extra pins it), whose `trace` supports repos
 on Lean v4.3.0-rc2 up to about v4.20. The adapter also accepts the 1.x API (`hard_timeout`,
-`DojoHardTimeoutError`) that the Llemma runs used (LeanDojo 1.1.2); `lean-dojo-mew` pins Lean
-`nightly-2023-08-19`, older than 4.20.0 can trace, so tracing that repository needs LeanDojo 1.x,
-while a repository already traced into the cache only needs `Dojo`. Repositories on newer Lean
-(the miniF2F project under `miniF2F/`, v4.24.0) go through the REPL backend instead.
+`DojoHardTimeoutError`) that the Llemma runs used (LeanDojo 1.1.2). `lean-dojo-mew` pins Lean
+`nightly-2023-08-19`, older than 4.20.0 can trace or drive (a 1.x trace has no `Lean4Repl.lean`), so the
+adapter refuses it with a message: this backend does not reproduce the Llemma runs' LeanDojo setup.
+Repositories on newer Lean (the miniF2F project under `miniF2F/`, v4.24.0) go through the REPL backend.
 
 How LeanDojo's behaviour maps onto ours:
 - `TacticState` -> `Progress`, `ProofFinished` -> `ProofClosed`, `LeanError` -> `TacticError(LEAN_ERROR)`,
@@ -24,6 +25,24 @@ How LeanDojo's behaviour maps onto ours:
 - LeanDojo reads its settings from environment variables once, at import. They are set from
   `DojoConfig` right before the first `import lean_dojo`, never when this module is imported.
 Known trap left to the user: `Dojo.__enter__` deletes `lakefile.olean` in the process's working directory.
+
+What lean-dojo 4.20.0 does that this adapter works around (each pinned by a test in tests/lean_env/test_dojo.py):
+- `LeanGitRepo(url, commit)` for a GitHub URL asks the GitHub API for the repository and downloads its
+  `lean-toolchain` on every construction (`data_extraction/lean.py`, `LeanGitRepo.__post_init__`), so a
+  machine with the trace in its cache still fails offline. When the trace is in the cache, the repository
+  object is built from the cache alone (`_offline_repo`: the fields `Dojo` reads, the Lean version from the
+  traced copy's `lean-toolchain`), never touching the network; every repository object is built once per
+  (url, commit) and reused.
+- `working_directory` (`utils.py`) changes the process-wide working directory with `os.chdir`; `Dojo.__enter__`
+  spawns Lean inside it and tracing runs in it, so opens on several threads race. `import_lean_dojo` replaces
+  LeanDojo's module-level `working_directory` with one that holds a process-wide lock while inside.
+- There is no cap on Dojo processes: `DojoConfig.max_dojos` (default from RAM and cores) bounds the sessions
+  open at once; further `start`s wait for a slot.
+- `get_traced_repo_path` traces a repository missing from the cache (an hour or more, no timeout). The adapter
+  refuses an untraced repository, naming the command that traces it, unless `DojoConfig.allow_trace`.
+- A repository whose `lean-toolchain` fails LeanDojo's own `is_supported_version` (`lean-dojo-mew`'s
+  `nightly-2023-08-19`), or a trace without `Lean4Repl.lean` (made by LeanDojo before 2.0, which `Dojo.__enter__`
+  asserts on), is refused with a message instead of failing deep inside LeanDojo.
 """
 
 from __future__ import annotations
@@ -137,6 +156,13 @@ class DojoConfig(BaseModel):
     """How the whole-file check runs Lean inside the traced repository."""
     crash_restarts: int = Field(default=1, ge=0)
     """How many times one tactic may restart a crashed `Dojo` before `BackendCrashed`."""
+    max_dojos: int | None = Field(default=None, ge=1)
+    """At most this many sessions (each one `lake env lean` process of up to `memory_limit`) open at once;
+    further `start`s wait. None: total RAM / `memory_limit`, at least 1, at most the number of cores."""
+    allow_trace: bool = False
+    """Let LeanDojo trace (or download from its remote cache) a repository missing from `cache_dir`. Tracing
+    a Mathlib-sized repository takes an hour or more and 32+ GB of RAM, with no timeout; off, such a repository
+    is refused with the command that traces it."""
 
     def __init__(self, /, **data: Any) -> None:
         try:
@@ -158,6 +184,15 @@ class DojoConfig(BaseModel):
         if isinstance(value, str):
             raise ValueError("must be a sequence of strings (the argv), not one string")
         return value
+
+    def dojo_slots(self, total_memory_bytes: int | None = None, cores: int | None = None) -> int:
+        """How many Dojo sessions may be open at once: `max_dojos`, else RAM / `memory_limit` within [1, cores]."""
+        if self.max_dojos is not None:
+            return self.max_dojos
+        total = psutil.virtual_memory().total if total_memory_bytes is None else total_memory_bytes
+        per_dojo = int(self.memory_limit[:-1]) * 2**30
+        cores = (os.cpu_count() or 1) if cores is None else cores
+        return max(1, min(cores, total // max(per_dojo, 1)))
 
     def environment(self) -> dict[str, str]:
         """The environment variables LeanDojo reads at import, as this config sets them."""
@@ -206,7 +241,48 @@ def import_lean_dojo(config: DojoConfig) -> ModuleType:
             raise MissingDependency(
                 "LeanDojo (the lean-dojo package)", "Install it with `pip install -e '.[dojo]'` (lean-dojo==4.20.0)."
             ) from error
+        _serialise_working_directory()
     return lean_dojo
+
+
+CWD_LOCK = threading.RLock()
+"""Held while LeanDojo's `working_directory` has changed the process's working directory (`os.chdir`).
+
+Re-entrant: tracing nests one `working_directory` in another on the same thread. Code of this process that
+depends on the working directory while Dojos open on other threads should hold it too."""
+
+_WORKING_DIRECTORY_USERS = (
+    "lean_dojo.utils",
+    "lean_dojo.interaction.dojo",
+    "lean_dojo.data_extraction.trace",
+    "lean_dojo.data_extraction.lean",
+    "lean_dojo.data_extraction.traced_data",
+)
+
+
+def _serialise_working_directory() -> None:
+    """Replace LeanDojo's `working_directory` (an `os.chdir` context manager) with one that holds `CWD_LOCK`.
+
+    Each LeanDojo module imported it by name (`from ..utils import working_directory`), so the name is
+    replaced in every module that holds it. Idempotent.
+    """
+    for name in _WORKING_DIRECTORY_USERS:
+        module = sys.modules.get(name)
+        original = getattr(module, "working_directory", None) if module is not None else None
+        if module is None or original is None or getattr(original, "serialised_by_prover", False):
+            continue
+        setattr(module, "working_directory", _locked(original))  # noqa: B010 (a module attribute mypy cannot see)
+
+
+def _locked(original: Callable[..., Any]) -> Callable[..., Any]:
+    @contextlib.contextmanager
+    def working_directory(path: Any = None) -> Any:
+        with CWD_LOCK, original(path) as where:
+            yield where
+
+    working_directory.serialised_by_prover = True  # type: ignore[attr-defined]
+    working_directory.original = original  # type: ignore[attr-defined]
+    return working_directory
 
 
 # --- reading theorems from traced repositories --------------------------------------------------
@@ -434,10 +510,12 @@ DojoFactory = Callable[[DojoLocation, float], Any]
 """Builds an un-entered `Dojo` (a context manager) for a location and a per-interaction timeout."""
 
 
-def _real_dojo_factory(config: DojoConfig) -> DojoFactory:
+def _real_dojo_factory(config: DojoConfig, repos: TracedRepos | None = None) -> DojoFactory:
+    repos = repos or TracedRepos(config)
+
     def build(location: DojoLocation, timeout: float) -> Any:
         lean_dojo = import_lean_dojo(config)
-        repo = lean_dojo.LeanGitRepo(location.repo_url, location.commit)
+        repo = repos.repo(location)
         theorem = lean_dojo.Theorem(repo, location.file_path, location.full_name)
         seconds = max(1, math.ceil(timeout))
         parameters = inspect.signature(lean_dojo.Dojo).parameters
@@ -450,13 +528,171 @@ def _real_dojo_factory(config: DojoConfig) -> DojoFactory:
     return build
 
 
-def _real_traced_repo(config: DojoConfig) -> Callable[[DojoLocation], Path]:
-    def locate(location: DojoLocation) -> Path:
-        lean_dojo = import_lean_dojo(config)
-        repo = lean_dojo.LeanGitRepo(location.repo_url, location.commit)
-        return Path(lean_dojo.get_traced_repo_path(repo))
+def _real_traced_repo(config: DojoConfig, repos: TracedRepos | None = None) -> Callable[[DojoLocation], Path]:
+    return (repos or TracedRepos(config)).path
 
-    return locate
+
+_FULL_COMMIT = re.compile(r"[0-9a-f]{40}")
+_TOOLCHAIN = re.compile(r"\s*leanprover/lean4:(\S+)\s*")
+
+
+class TracedRepos:
+    """LeanDojo `LeanGitRepo` objects, one per (url, commit), built from LeanDojo's cache when the trace is there.
+
+    `repo(location)` never touches the network for a repository traced into the cache; it raises
+    `MissingDependency` for one that is not traced (unless `config.allow_trace`), for a Lean version LeanDojo
+    does not support, and for a trace too old for this LeanDojo. Thread-safe.
+    """
+
+    def __init__(self, config: DojoConfig) -> None:
+        self.config = config
+        self._repos: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def repo(self, location: DojoLocation) -> Any:
+        """The `LeanGitRepo` of `location` (built once, then reused)."""
+        key = (location.repo_url, location.commit)
+        with self._lock:
+            known = self._repos.get(key)
+        if known is not None:
+            return known
+        repo = self._build(location)
+        with self._lock:
+            return self._repos.setdefault(key, repo)
+
+    def path(self, location: DojoLocation) -> Path:
+        """The traced copy of `location`'s repository in LeanDojo's cache."""
+        lean_dojo = import_lean_dojo(self.config)
+        repo = self.repo(location)
+        with CWD_LOCK:  # only when tracing (allow_trace) does this change directory; then nothing may race it
+            return Path(lean_dojo.get_traced_repo_path(repo))
+
+    def cache_dir(self) -> Path:
+        """LeanDojo's `CACHE_DIR` as it was read at import (the one its cache lookups use)."""
+        import_lean_dojo(self.config)
+        import lean_dojo.constants
+
+        return Path(lean_dojo.constants.CACHE_DIR)
+
+    def _build(self, location: DojoLocation) -> Any:
+        lean_dojo = import_lean_dojo(self.config)
+        traced = cached_trace(self.cache_dir(), location)
+        if traced is not None:
+            _check_trace(traced, location)
+            if _is_github(location.repo_url):
+                return _offline_repo(lean_dojo, location, traced)
+        elif not self.config.allow_trace:
+            raise MissingDependency(
+                f"a LeanDojo trace of {location.repo_url}@{location.commit} in {self.cache_dir()}",
+                "Tracing is off (it builds the whole repository, an hour or more for Mathlib-sized ones, and needs "
+                "the network). Trace it once with\n  " + trace_command(location, self.cache_dir()) + "\n"
+                "or allow the backend to do it: `[lean.dojo] allow_trace = true` (PROVER_LEAN__DOJO__ALLOW_TRACE=1).",
+            )
+        with CWD_LOCK:  # a non-GitHub repository is copied inside `working_directory`
+            repo = lean_dojo.LeanGitRepo(location.repo_url, location.commit)
+        _check_version(str(getattr(repo, "lean_version", "")), location)
+        return repo
+
+
+def trace_command(location: DojoLocation, cache_dir: Path) -> str:
+    """The shell command that traces `location`'s repository into `cache_dir` with lean-dojo 4.20."""
+    code = f"from lean_dojo import LeanGitRepo, trace; trace(LeanGitRepo({location.repo_url!r}, {location.commit!r}))"
+    return f'CACHE_DIR={cache_dir} {sys.executable} -c "{code}"'
+
+
+def _is_github(url: str) -> bool:
+    return url.startswith("https://github.com/")
+
+
+def cached_trace(cache_dir: Path, location: DojoLocation) -> Path | None:
+    """The traced copy of `location`'s repository in LeanDojo's cache, or None.
+
+    LeanDojo names it `<user>-<name>-<full commit>/<name>` for a GitHub URL and `gitpython-<name>-<commit>/<name>`
+    otherwise (`data_extraction/lean.py`, `_format_cache_dirname`); a short commit matches one full one.
+    """
+    url = location.repo_url.rstrip("/").removesuffix(".git")
+    name = _repo_name(url)
+    prefix = f"{url.rsplit('/', 2)[-2]}-{name}-" if _is_github(url) else f"gitpython-{name}-"
+    if not cache_dir.is_dir() or not location.commit:
+        return None
+    matches = [
+        folder / name
+        for folder in cache_dir.glob(f"{glob_escape(prefix)}{glob_escape(location.commit)}*")
+        if (folder / name).is_dir()
+        and folder.name[len(prefix) :].startswith(location.commit)
+        and (_FULL_COMMIT.fullmatch(folder.name[len(prefix) :]) or folder.name[len(prefix) :] == location.commit)
+    ]
+    return matches[0] if len(matches) == 1 else None
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _lean_version(traced: Path) -> str:
+    try:
+        text = (traced / "lean-toolchain").read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    match = _TOOLCHAIN.fullmatch(text)
+    if match is None:
+        return ""
+    version = match.group(1)
+    return "v" + version if version[:1].isdigit() else version
+
+
+def _supported(version: str) -> bool:
+    """LeanDojo's own `is_supported_version` (at least v4.3.0-rc2; `nightly-...` is not)."""
+    from lean_dojo.data_extraction.lean import is_supported_version
+
+    try:
+        return bool(is_supported_version(version))
+    except (ValueError, AssertionError, IndexError):
+        return False
+
+
+def _check_version(version: str, location: DojoLocation) -> None:
+    if version in ("", "latest") or _supported(version):
+        return
+    raise MissingDependency(
+        f"a LeanDojo-4.20-compatible trace of {location.repo_url}@{location.commit}",
+        f"The repository pins Lean {version}, which lean-dojo 4.20.0 does not support "
+        "(its is_supported_version wants v4.3.0-rc2 or newer; 2023 nightlies such as lean-dojo-mew's "
+        "nightly-2023-08-19 are older, and its Lean4Repl.lean does not build there). Use the REPL backend "
+        "(`--env repl`) with the packaged miniF2F project instead.",
+    )
+
+
+def _check_trace(traced: Path, location: DojoLocation) -> None:
+    _check_version(_lean_version(traced), location)
+    if not (traced / "Lean4Repl.lean").is_file():
+        raise MissingDependency(
+            f"a LeanDojo-4.20-compatible trace of {location.repo_url}@{location.commit}",
+            f"{traced} has no Lean4Repl.lean: it was traced by a LeanDojo older than 2.0, whose traces lean-dojo "
+            "4.20's Dojo refuses. Delete it and trace again with lean-dojo 4.20.",
+        )
+
+
+def _offline_repo(lean_dojo: ModuleType, location: DojoLocation, traced: Path) -> Any:
+    """A `LeanGitRepo` for a GitHub repository traced in the cache, built without its network-bound `__post_init__`.
+
+    `Dojo` and `get_traced_repo_path` read `url`, `commit` (a full hash), `name` and `get_cache_dirname()`
+    (derived from the URL alone); `lean_version` is read from the traced copy. `repo` (the GitHub API object)
+    is None: only tracing and `get_dependencies` use it.
+    """
+    lean_module = sys.modules[lean_dojo.LeanGitRepo.__module__]
+    full_commit = traced.parent.name.rsplit("-", 1)[-1]
+    repo = object.__new__(lean_dojo.LeanGitRepo)
+    values = {
+        "url": lean_module.normalize_url(location.repo_url),
+        "commit": full_commit,
+        "repo": None,
+        "lean_version": _lean_version(traced) or "unknown",
+        "repo_type": lean_module.RepoType.GITHUB,
+    }
+    for name, value in values.items():
+        object.__setattr__(repo, name, value)
+    return repo
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,8 +745,11 @@ class DojoSession:
     hundreds of sessions from queueing on (and starving) the event loop's shared default executor.
     """
 
-    def __init__(self, env: DojoLeanEnv, theorem: Problem, location: DojoLocation) -> None:
+    def __init__(
+        self, env: DojoLeanEnv, theorem: Problem, location: DojoLocation, *, on_close: Callable[[], None] | None = None
+    ) -> None:
         self._env = env
+        self._on_close = on_close
         self._theorem = theorem
         self._location = location
         self._id = next(_SESSION_IDS)
@@ -697,6 +936,9 @@ class DojoSession:
             await self._call(self._sync_discard)
         finally:
             self._executor.shutdown(wait=False)
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close()  # the session's slot of `DojoConfig.max_dojos`
 
 
 class DojoLeanEnv:
@@ -730,9 +972,13 @@ class DojoLeanEnv:
         self.config = config
         self._locate = locate
         self._check_in = check_in
-        self._dojo_factory = dojo_factory or _real_dojo_factory(config)
-        self._traced_repo = traced_repo or _real_traced_repo(config)
+        repos = TracedRepos(config)
+        self._dojo_factory = dojo_factory or _real_dojo_factory(config, repos)
+        self._traced_repo = traced_repo or _real_traced_repo(config, repos)
         self._sessions: set[DojoSession] = set()
+        self._slots: asyncio.Semaphore | None = None
+        self.slots = config.dojo_slots()
+        """How many sessions may be open at once (`DojoConfig.dojo_slots`); `start` waits for a free one."""
         self._lean_dojo_classes: _LeanDojoClasses | None = None
         self._closed = False
 
@@ -768,7 +1014,8 @@ class DojoLeanEnv:
     async def start(self, problem: Problem, *, hole: Hole | None = None) -> DojoSession | InvalidStatement:
         """Open a `Dojo` on `problem`.
 
-        Returns `InvalidStatement` when the guard refuses the statement. Raises `HoleUnavailable`
+        Waits while `slots` sessions are open (`DojoConfig.max_dojos`); the slot is held until the session
+        closes. Returns `InvalidStatement` when the guard refuses the statement. Raises `HoleUnavailable`
         for `hole` (LeanDojo cannot open a session on a `sorry` of a checked text) and
         `BackendStartError` when the problem has no location or LeanDojo cannot start.
         """
@@ -781,7 +1028,11 @@ class DojoLeanEnv:
         if refused is not None:
             return InvalidStatement(problem.name, f"the statement of {problem.name} was refused: {refused}")
         location = self._location(problem)
-        session = DojoSession(self, problem, location)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.slots)
+        slots = self._slots
+        await slots.acquire()
+        session = DojoSession(self, problem, location, on_close=slots.release)
         self._sessions.add(session)
         try:
             await session.open()

@@ -175,7 +175,7 @@ def world() -> World:
 @pytest.fixture
 def env(ld: Any, world: World) -> DojoLeanEnv:
     return DojoLeanEnv(
-        DojoConfig(timeout_s=5, crash_restarts=1),
+        DojoConfig(timeout_s=5, crash_restarts=1, max_dojos=4),
         locate={"t": LOCATION},
         dojo_factory=lambda location, timeout: ScriptedDojo(ld, world, location, timeout),
     )
@@ -597,3 +597,202 @@ async def test_check_needs_a_repository(ld: Any, world: World) -> None:
     env = DojoLeanEnv(DojoConfig(), dojo_factory=lambda location, timeout: ScriptedDojo(ld, world, location, timeout))
     with pytest.raises(BackendStartError, match="check_in"):
         await env.check("theorem u : 1 = 1 := sorry\n", 30)
+
+
+# --- lean-dojo 4.20 behaviour the adapter works around ---------------------------------------------
+
+FULL_COMMIT = "d00c776" + "0" * 33
+MEW = DojoLocation("https://github.com/example/tiny", "d00c776", "Tiny.lean", "t")
+
+
+def _traced(cache: Path, toolchain: str = "leanprover/lean4:v4.9.0\n", *, repl: bool = True) -> Path:
+    folder = cache / f"example-tiny-{FULL_COMMIT}" / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "lean-toolchain").write_text(toolchain, encoding="utf-8")
+    (folder / "Tiny.lean").write_text(TRACED_FILE, encoding="utf-8")
+    if repl:
+        (folder / "Lean4Repl.lean").write_text("-- LeanDojo's REPL\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def offline(ld: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every network entry point of `lean_dojo.data_extraction.lean` raises (and is recorded)."""
+    calls: list[str] = []
+    lean_module = ld.data_extraction.lean
+
+    def no_network(name: str) -> Any:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            raise OSError(f"no network ({name})")
+
+        return refuse
+
+    for name in ("url_to_repo", "read_url", "url_exists"):
+        monkeypatch.setattr(lean_module, name, no_network(name))
+    return calls
+
+
+@pytest.fixture
+def cache(ld: Any) -> Any:
+    """LeanDojo's real CACHE_DIR (read once at import), emptied of what a test put there."""
+    from lean_env.dojo import TracedRepos
+
+    path = TracedRepos(DojoConfig()).cache_dir()
+    before = set(path.iterdir()) if path.is_dir() else set()
+    yield path
+    import shutil
+
+    for entry in set(path.iterdir()) - before:
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def test_lean_git_repo_of_a_github_url_needs_the_network(ld: Any, offline: list[str]) -> None:
+    """Why the adapter does not construct `LeanGitRepo` for a traced GitHub repository.
+
+    Upstream: `lean_dojo/data_extraction/lean.py`, `LeanGitRepo.__post_init__` calls `url_to_repo` (the GitHub
+    API) for a GitHub URL and `get_config("lean-toolchain")` (`read_url`) on every construction.
+    """
+    with pytest.raises(OSError, match="no network"):
+        ld.LeanGitRepo("https://github.com/example/tiny", FULL_COMMIT)
+    assert offline and offline[0] == "url_to_repo"
+
+
+def test_a_traced_github_repository_opens_offline_and_once(ld: Any, offline: list[str], cache: Path) -> None:
+    """The repository object comes from the cache alone, and LeanDojo's own lookups accept it.
+
+    Upstream: `lean_dojo/data_extraction/trace.py`, `get_traced_repo_path` reads `repo.get_cache_dirname()` and
+    `repo.name`; `Dojo.__init__` (`lean_dojo/interaction/dojo.py`) reads `entry.repo`. `LeanGitRepo`'s fields
+    are exactly the five `_offline_repo` sets.
+    """
+    import dataclasses
+
+    from lean_env.dojo import TracedRepos
+
+    assert [f.name for f in dataclasses.fields(ld.LeanGitRepo)] == [
+        "url",
+        "commit",
+        "repo",
+        "lean_version",
+        "repo_type",
+    ]
+    folder = _traced(cache)
+    repos = TracedRepos(DojoConfig())
+    assert repos.path(MEW) == folder
+    repo = repos.repo(MEW)
+    assert repos.repo(MEW) is repo, "built once per (url, commit)"
+    assert repo.commit == FULL_COMMIT and repo.name == "tiny" and repo.lean_version == "v4.9.0"
+    assert Path(ld.get_traced_repo_path(repo)) == folder
+    assert ld.is_available_in_cache(repo)
+    dojo = ld.Dojo(ld.Theorem(repo, "Tiny.lean", "t"), timeout=5)
+    assert dojo.repo is repo
+    assert offline == [], "nothing touched the network"
+
+
+async def test_an_untraced_repository_is_refused_with_the_command_that_traces_it(
+    ld: Any, offline: list[str], cache: Path
+) -> None:
+    """Upstream `get_traced_repo_path` traces a repository missing from the cache (no timeout); the adapter refuses.
+
+    The slot of `max_dojos` taken by the failed start is given back (the second start fails the same way
+    instead of waiting).
+    """
+    env = DojoLeanEnv(DojoConfig(max_dojos=1), locate={"t": MEW})
+    for _ in range(2):
+        with pytest.raises(MissingDependency) as caught:
+            await asyncio.wait_for(env.start(THEOREM), 10)
+        assert "allow_trace" in str(caught.value)
+        assert "from lean_dojo import LeanGitRepo, trace; trace(LeanGitRepo('https://github.com/example/tiny'" in str(
+            caught.value
+        )
+    with pytest.raises(MissingDependency, match="allow_trace"):
+        await env.verify(THEOREM, "by exact h.symm", 5)
+    assert offline == []
+
+
+def test_a_lean_version_lean_dojo_does_not_support_is_refused(ld: Any, offline: list[str], cache: Path) -> None:
+    """lean-dojo-mew pins `leanprover/lean4:nightly-2023-08-19`.
+
+    Upstream: `lean_dojo/data_extraction/lean.py`, `is_supported_version` wants `v4.3.0-rc2` or newer and
+    answers False for any `nightly-...` version (`LeanGitRepo.__post_init__` only logs a warning).
+    """
+    from lean_dojo.data_extraction.lean import is_supported_version
+
+    from lean_env.dojo import TracedRepos
+
+    assert not is_supported_version("nightly-2023-08-19")
+    assert is_supported_version("v4.20.0") and is_supported_version("v4.3.0-rc2")
+    _traced(cache, "leanprover/lean4:nightly-2023-08-19\n")
+    with pytest.raises(MissingDependency, match="nightly-2023-08-19") as caught:
+        TracedRepos(DojoConfig()).repo(MEW)
+    assert "--env repl" in str(caught.value)
+
+
+def test_a_trace_older_than_lean_dojo_2_is_refused(ld: Any, offline: list[str], cache: Path) -> None:
+    """Upstream: `Dojo.__enter__` (`lean_dojo/interaction/dojo.py`) asserts that the trace has `Lean4Repl.lean`."""
+    import inspect
+
+    from lean_env.dojo import TracedRepos
+
+    assert "Lean4Repl.lean" in inspect.getsource(ld.Dojo.__enter__)
+    _traced(cache, repl=False)
+    with pytest.raises(MissingDependency, match=r"Lean4Repl\.lean"):
+        TracedRepos(DojoConfig()).repo(MEW)
+
+
+def test_lean_dojo_working_directory_is_serialised_across_threads(ld: Any, tmp_path: Path) -> None:
+    """Upstream: `lean_dojo/utils.py`, `working_directory` calls `os.chdir` (process-wide); `Dojo.__enter__`
+    spawns Lean inside it. After `import_lean_dojo`, every LeanDojo module's `working_directory` holds a lock.
+    """
+    import inspect
+    import threading
+
+    import lean_dojo.interaction.dojo as dojo_module
+    import lean_dojo.utils as utils_module
+
+    wrapped = dojo_module.working_directory
+    assert getattr(wrapped, "serialised_by_prover", False)
+    assert utils_module.working_directory is not None and utils_module.working_directory.serialised_by_prover
+    assert "os.chdir" in inspect.getsource(wrapped.original)
+    origin = os.getcwd()
+    seen: list[bool] = []
+
+    def visit(folder: Path) -> None:
+        with dojo_module.working_directory(folder):
+            for _ in range(10):
+                seen.append(os.getcwd() == str(folder))
+                time.sleep(0.02)
+
+    folders = [tmp_path / f"d{i}" for i in range(4)]
+    threads = [threading.Thread(target=visit, args=(folder,)) for folder in folders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert len(seen) == 40 and all(seen), "a thread saw another thread's working directory"
+    assert os.getcwd() == origin
+
+
+async def test_sessions_beyond_max_dojos_wait_for_a_slot(ld: Any, world: World) -> None:
+    env = DojoLeanEnv(
+        DojoConfig(max_dojos=1),
+        locate={"t": LOCATION},
+        dojo_factory=lambda location, timeout: ScriptedDojo(ld, world, location, timeout),
+    )
+    first = await env.start(THEOREM)
+    second = asyncio.ensure_future(env.start(THEOREM))
+    await asyncio.sleep(0.3)
+    assert not second.done() and world.opened == 1
+    assert isinstance(first, ProofSession)
+    await first.close()
+    opened = await asyncio.wait_for(second, 5)
+    assert isinstance(opened, ProofSession) and world.opened == 2
+    await env.close()
+
+
+def test_default_dojo_slots_follow_ram_and_cores() -> None:
+    config = DojoConfig(memory_limit="16g")
+    assert config.dojo_slots(total_memory_bytes=64 * 2**30, cores=32) == 4
+    assert config.dojo_slots(total_memory_bytes=8 * 2**30, cores=32) == 1
+    assert config.dojo_slots(total_memory_bytes=1024 * 2**30, cores=8) == 8
+    assert DojoConfig(max_dojos=3).dojo_slots(total_memory_bytes=1, cores=1) == 3
