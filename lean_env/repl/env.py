@@ -67,7 +67,7 @@ from lean_env.guard import (
 from lean_env.lean_syntax import LEAN, LeanSyntax, split_header
 from lean_env.repl.config import ReplConfig
 from lean_env.repl.pool import PoolStats, ReplPool, WorkerGone
-from lean_env.repl.process import ReplProcess
+from lean_env.repl.process import ReplProcess, WorkerOutOfMemory
 from lean_env.repl.wire import CommandReply, ReplError, ReplSorry, TacticReply, tactic_outcome
 from lean_env.source_policy import DEFAULT_POLICY, SourcePolicy, check_header, enforce_policy
 from lean_env.types import (
@@ -228,6 +228,11 @@ class ReplSession:
                 reply = await worker.tactic(tactic, proof_state, timeout)
             except _ReplayFailed as failed:
                 return failed.outcome
+            except WorkerOutOfMemory as error:
+                # The tactic grew the worker past the kill level; on a fresh one it would grow again.
+                self._guests.pop(worker, None)
+                self._lose_home(worker)
+                return TacticError(TacticErrorKind.TIMEOUT, f"the tactic ran out of memory: {error.message}")
             except BackendTimeout:
                 self._guests.pop(worker, None)
                 return TacticError(TacticErrorKind.TIMEOUT, f"tactic timed out after {timeout:g} s")

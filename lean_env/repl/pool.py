@@ -15,6 +15,21 @@ caller is not counted against it). `release` returns the worker; it is recycled 
 has served `max_requests_per_worker` requests, when its resident memory passes the limit, or when
 it died. Waiters pinned to a worker that goes away get `WorkerGone` and replay elsewhere.
 
+Memory. Each worker's resident memory (not its address space: Mathlib's `.olean` files are
+memory-mapped) is measured by a watchdog while a request runs and after every `memory_check_every`
+requests; a worker past `max_worker_memory_mb` is recycled at its next release, one past
+`memory_kill_ratio` times that is killed mid-request (`lean_env.repl.process`).
+
+Cancelled requests (the search found a proof and cancels the tactics still running elsewhere). A
+released worker whose request is still on the wire is not handed out until that request's reply has
+been read and dropped: a reply of the cancelled command read as the answer to the next one would be a
+soundness bug, so the wire, not the lease, decides. The reply is awaited for at most `cancel_drain_s`
+(most tactics answer within it, and the worker then goes back with its proof states intact); past
+that the process is killed and replaced like a recycled one, so a cancelled slow tactic holds its slot
+for `cancel_drain_s` plus a restart, never for the rest of its own timeout. Killing at once would free
+the slot no sooner (the replacement elaborates the header again) and would lose every session's
+states on that worker.
+
 Retired workers are replaced at once (the next request should not wait for `import Mathlib`);
 after crashes and failed starts the replacement waits `restart_backoff_s`, doubling per
 consecutive failure up to `max_restart_backoff_s`.
@@ -400,7 +415,7 @@ class ReplPool:
         self._verify_requests += 1
         if outcome == "timeout":
             self._timeouts += 1
-        elif outcome != "ok":
+        elif outcome not in ("ok", "cancelled"):
             self._crashes += 1
 
     # -- internals ------------------------------------------------------------------------------
@@ -486,6 +501,7 @@ class ReplPool:
             self._retire(worker, crashed=False)
             return
         if worker.over_memory:
+            logger.info("recycling Lean REPL worker %s: its resident memory passed max_worker_memory_mb", worker.id)
             self._recycled += 1
             self._retire(worker, crashed=False)
             return
@@ -503,9 +519,15 @@ class ReplPool:
     async def _check_memory(self, worker: ReplProcess, limit: int) -> None:
         # Off the event loop: psutil reads /proc, which takes milliseconds on a busy machine.
         rss = await asyncio.to_thread(worker.rss_bytes)
+        worker.last_rss = rss
         if rss <= limit or not worker.alive:
             return
-        logger.info("recycling Lean REPL worker %s: resident memory %.0f MiB", worker.id, rss / 2**20)
+        logger.info(
+            "recycling Lean REPL worker %s: resident memory %.0f MiB is past max_worker_memory_mb (%.0f MiB)",
+            worker.id,
+            rss / 2**20,
+            limit / 2**20,
+        )
         worker.over_memory = True
         if not worker.leased and worker in self._workers and not self._closed:
             self._recycled += 1
@@ -630,7 +652,7 @@ class ReplPool:
         self._latencies.append(seconds)
         if outcome == "timeout":
             self._timeouts += 1
-        elif outcome != "ok":
+        elif outcome not in ("ok", "cancelled"):
             self._crashes += 1
 
 

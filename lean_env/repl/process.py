@@ -9,7 +9,16 @@ carries the tail of the process's standard error.
 
 A request that has been written is always read to its end (or to the kill), even when the
 caller is cancelled: the exchange runs in its own task and the caller only waits on it, so a
-cancelled search never leaves a reply in the pipe for the next request to read.
+cancelled search never leaves a reply in the pipe for the next request to read. The drain waits
+at most `config.cancel_drain_s`; then the process is killed (`death == "cancelled"`).
+
+Memory. The limit is on resident memory (RSS of the process and its children, from /proc through
+psutil), not on the address space: Mathlib's `.olean` files are memory-mapped, so a REPL that imported
+Mathlib reserves far more address space than it touches. While a request is on the wire a watchdog
+measures it every `config.memory_poll_s`: past `recycle_rss_bytes` the worker is marked `over_memory`
+(the pool recycles it once the request ends); past `kill_rss_bytes` it is killed at once and the request
+raises `WorkerOutOfMemory` saying so. An address-space limit (RLIMIT_AS) is applied only when
+`config.memory_limit_mb` is set.
 """
 
 from __future__ import annotations
@@ -50,8 +59,17 @@ _STREAM_LIMIT = 256 * 1024 * 1024
 _EXIT_GRACE_S = 2.0
 _worker_ids = itertools.count(1)
 
+
+class WorkerOutOfMemory(BackendCrashed):
+    """The memory watchdog killed the worker mid-request: its resident memory passed `ReplConfig.kill_rss_bytes`.
+
+    A `BackendCrashed` for commands; a session turns it into a `TacticError` for the tactic that grew it
+    (running it again on a fresh worker would only grow again).
+    """
+
+
 ExchangeObserver = Callable[[float, str], None]
-"""Called after every exchange with its duration and `ok`, `timeout` or `crash`."""
+"""Called after every exchange with its duration and `ok`, `timeout`, `cancelled` (drain gave up) or `crash`."""
 
 
 def _limit_address_space(limit_bytes: int) -> None:  # pragma: no cover - runs in the child
@@ -90,6 +108,11 @@ class ReplProcess:
         self.retiring = False
         self.memory_checked_at = 0
         self.over_memory = False
+        """Resident memory passed `config.recycle_rss_bytes`: recycle at the next release."""
+        self.last_rss = 0
+        """The latest resident memory measured (bytes; 0 before the first measurement)."""
+        self.memory_detail = ""
+        """Why the watchdog killed the process (empty unless `death == "memory"`)."""
         self._tree: list[psutil.Process] | None = None
         self._tree_age = 0
 
@@ -186,7 +209,8 @@ class ReplProcess:
         """Send one request and read its reply within `timeout` seconds.
 
         Raises `BackendTimeout` (process killed), `BackendCrashed` (process died or broke the
-        protocol; killed), both with stderr attached. Request errors of the REPL are values.
+        protocol; killed), `WorkerOutOfMemory` (the memory watchdog killed it), all with stderr
+        attached. Request errors of the REPL are values.
         """
         data = encode_request(payload)
         while self._inflight is not None and not self._inflight.done():
@@ -286,6 +310,7 @@ class ReplProcess:
         self.requests += 1
         outcome = "crash"
         handed_off = False
+        watchdog = self._start_watchdog()
         try:
             async with asyncio.timeout(timeout):
                 proc.stdin.write(data)
@@ -296,11 +321,12 @@ class ReplProcess:
             return reply
         except asyncio.CancelledError:
             # The caller gave up, but the request is written: its reply must still be read (or the
-            # process killed at the deadline), or the next request would read it. A background
-            # task finishes the exchange; the wire stays busy until it has.
+            # process killed), or the next request would read it. A background task finishes the
+            # exchange, waiting at most `cancel_drain_s`; the wire stays busy until it has.
             if self.alive:
                 handed_off = True
-                self._drain_task = asyncio.ensure_future(self._finish(started + timeout, started, wire))
+                deadline = min(started + timeout, loop.time() + self.config.cancel_drain_s)
+                self._drain_task = asyncio.ensure_future(self._finish(deadline, started, wire))
             raise
         except TimeoutError:
             outcome = "timeout"
@@ -323,25 +349,53 @@ class ReplProcess:
             await self.kill("protocol", str(error))
             raise BackendCrashed(f"Lean REPL worker {self.id}: {error}", stderr=self.stderr_tail()) from None
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             if not handed_off:
                 if not wire.done():
                     wire.set_result(None)
                 if self._observer is not None:
                     self._observer(loop.time() - started, outcome)
 
+    def _start_watchdog(self) -> asyncio.Task[None] | None:
+        if self.config.recycle_rss_bytes is None:
+            return None
+        return asyncio.ensure_future(self._watch_memory())
+
+    async def _watch_memory(self) -> None:
+        """Measure resident memory every `memory_poll_s` while a request is on the wire; kill past the kill level."""
+        recycle_at = self.config.recycle_rss_bytes
+        kill_at = self.config.kill_rss_bytes
+        while self.alive:
+            await asyncio.sleep(self.config.memory_poll_s)
+            rss = await asyncio.to_thread(self.rss_bytes)
+            self.last_rss = rss
+            if recycle_at is not None and rss > recycle_at:
+                self.over_memory = True
+            if kill_at is not None and rss > kill_at and self.alive:
+                self.memory_detail = (
+                    f"its resident memory reached {rss / 2**20:.0f} MiB, past the kill level {kill_at / 2**20:.0f} MiB "
+                    f"({self.config.memory_kill_ratio:g} × lean.repl.max_worker_memory_mb)"
+                )
+                logger.warning("killing Lean REPL worker %s: %s", self.id, self.memory_detail)
+                self._kill_now("memory")
+                return
+
     async def _finish(self, deadline: float, started: float, wire: asyncio.Future[None]) -> None:
         """Read and drop the reply of a cancelled request; kill the process at the request's deadline."""
         proc = self._proc
         assert proc is not None and proc.stdout is not None
         outcome = "crash"
+        watchdog = self._start_watchdog()
         try:
             async with asyncio.timeout_at(deadline):
                 raw = await proc.stdout.readuntil(REPLY_TERMINATOR)
             decode_reply(raw)
             outcome = "ok"
         except TimeoutError:
-            outcome = "timeout"
-            await self.kill("timeout", "no reply to a cancelled request before its deadline")
+            # Not a timeout of Lean's: the caller went away and the reply did not come soon enough.
+            outcome = "cancelled"
+            await self.kill("cancelled", "no reply to a cancelled request within cancel_drain_s")
         except (asyncio.IncompleteReadError, BrokenPipeError, ConnectionResetError):
             await self._crashed("exited in the middle of a reply")
         except (asyncio.LimitOverrunError, ReplProtocolError):
@@ -350,6 +404,8 @@ class ReplProcess:
             self._kill_now("closed")
             raise
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             if not wire.done():
                 wire.set_result(None)
             if self._observer is not None:
@@ -358,6 +414,12 @@ class ReplProcess:
     async def _crashed(self, what: str) -> BackendCrashed:
         proc = self._proc
         assert proc is not None
+        if self.death == "memory":
+            await self.kill("memory")
+            return WorkerOutOfMemory(
+                f"Lean REPL worker {self.id} was killed by the memory watchdog: {self.memory_detail}",
+                stderr=self.stderr_tail(),
+            )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), _EXIT_GRACE_S)
         code = proc.returncode

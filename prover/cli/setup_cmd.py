@@ -137,6 +137,15 @@ def setup(
     console.print(f"[bold green]ready[/]: {project} is set up; try `prover doctor`.")
 
 
+def _memory_item(repl: Any) -> Any:
+    """The `Lean memory` line: REPL processes × expected resident memory against RAM (optional: it warns)."""
+    from lean_env.repl.config import memory_plan
+    from prover.lean_setup import DoctorItem
+
+    plan = memory_plan(repl)
+    return DoctorItem("Lean memory", plan.fits, f"{plan.total_mb} MiB RAM", plan.describe(), required=False)
+
+
 @click.command(name="doctor")
 @click.option(
     "--project-dir",
@@ -164,6 +173,7 @@ def doctor(project_dir: Path | None, dojo_cache_dir: Path | None, as_json: bool,
     items = doctor_report(
         project, settings.lean.data_dir, _elan_home(), cache, settings.lean.comparator, model=settings.model
     )
+    items.append(_memory_item(settings.lean.repl))
     missing = [item.name for item in items if item.required and not item.ok]
     if as_json:
         click.echo(json.dumps([item.to_dict() for item in items], indent=2))

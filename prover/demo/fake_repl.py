@@ -66,7 +66,11 @@ mode and inside checked files): `--trap-on TACTIC` answers with the trap reply;
 limits `--crash-at-request` to the first process that gets there (a transient crash; FILE marks
 that it happened); `--hang-on TACTIC` never answers; `--runaway-on TACTIC` allocates memory until
 the address-space limit kills it (capped by `--runaway-cap-mb` when there is no limit, then it
-hangs); `--grow-mb-per-request MB` keeps MB more resident memory per request; `--latency-ms MS`
+hangs); `--alloc-on TACTIC=MB` writes MB of memory (resident) and keeps it before answering;
+`--reserve-on TACTIC=MB` maps MB of address space without touching it (as Lean's memory-mapped
+`.olean` files do: address space, not resident memory; fails, with `MemoryError` on stderr, under an
+address-space limit below it); `--slow-on TACTIC=SECONDS` sleeps that long before answering (after
+`--alloc-on`); `--grow-mb-per-request MB` keeps MB more resident memory per request; `--latency-ms MS`
 sleeps before every reply; `--header-error TEXT` makes header commands fail. In both modes:
 `--exit-at-start CODE` exits before reading anything; `--stderr-banner TEXT` writes TEXT to stderr.
 
@@ -522,7 +526,7 @@ class FakeLean:
         self.later: list[list[Any]] = []  # [replies still to go, text]
         self.states: list[tuple[tuple[str, ...], dict[str, Any] | None]] = []
         self.requests = 0
-        self.hoard: list[bytearray] = []
+        self.hoard: list[Any] = []
 
     # -- dispatch --
 
@@ -563,6 +567,18 @@ class FakeLean:
                 time.sleep(3600)
         if tactic in options.runaway_on:
             self._runaway()
+        for spec in options.alloc_on:
+            name, _, mb = spec.rpartition("=")
+            if name == tactic:
+                self.hoard.append(bytearray(b"\xa5" * (int(mb) * 1024 * 1024)))  # written, so resident
+        for spec in options.reserve_on:
+            name, _, mb = spec.rpartition("=")
+            if name == tactic:
+                self._reserve(int(mb))
+        for spec in options.slow_on:
+            name, _, seconds = spec.rpartition("=")
+            if name == tactic:
+                time.sleep(float(seconds))
         if tactic in options.crash_on:
             raise _Crash({"proofStatus": "Incomplete: open goals remain", "proofState": 0, "goals": ["⊢ crash"]})
         if tactic in options.unknown_state_on:
@@ -593,6 +609,17 @@ class FakeLean:
                 _message("info", "'lean_env_alias_0' does not depend on any axioms", 6, 0),
             ]
             _write(render_reply({"env": self.envs + 1, "messages": guess}))
+
+    def _reserve(self, mb: int) -> None:
+        import mmap
+
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
+        try:
+            self.hoard.append(mmap.mmap(-1, mb * 1024 * 1024, flags=flags))  # type: ignore[arg-type]
+        except OSError as error:
+            sys.stderr.write(f"fake_repl: MemoryError: cannot map {mb} MiB: {error}\n")
+            sys.stderr.flush()
+            os._exit(1)
 
     def _runaway(self) -> None:
         sys.stderr.write("fake_repl: allocating without bound\n")
@@ -1001,6 +1028,9 @@ def _options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runaway-on", action="append", default=[])
     parser.add_argument("--runaway-cap-mb", type=int, default=2048)
     parser.add_argument("--grow-mb-per-request", type=int, default=0)
+    parser.add_argument("--alloc-on", action="append", default=[], help="TACTIC=MB: write MB of memory")
+    parser.add_argument("--reserve-on", action="append", default=[], help="TACTIC=MB: map MB, never touch it")
+    parser.add_argument("--slow-on", action="append", default=[], help="TACTIC=SECONDS: answer after a delay")
     parser.add_argument("--header-error", default="")
     parser.add_argument("--exit-at-start", type=int, default=None)
     parser.add_argument("--stderr-banner", default="")

@@ -659,3 +659,20 @@ def test_setup_without_a_terminal_says_to_pass_yes(
     status = _exit_status(["setup", "--project-dir", str(_project(tmp_path)), "--skip-data"])
     assert status == 2
     assert "pass --yes" in capsys.readouterr().err
+
+
+def test_doctor_prints_the_memory_plan_and_warns_when_it_does_not_fit(
+    tmp_path: Path, bare_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PROVER_LEAN__REPL__WORKERS", "3")
+    monkeypatch.setenv("PROVER_LEAN__REPL__MAX_VERIFY_WORKERS", "1")
+    monkeypatch.setenv("PROVER_LEAN__REPL__MAX_WORKER_MEMORY_MB", "1024")
+    _exit_status(["doctor", "--json", "--project-dir", str(tmp_path)])
+    item = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)}["Lean memory"]
+    assert item["required"] is False and item["ok"] is True
+    assert "4 Lean processes" in item["detail"] and "recycled at 1024 MiB RSS" in item["detail"]
+    monkeypatch.setenv("PROVER_LEAN__REPL__WORKERS", "4000")
+    monkeypatch.setenv("PROVER_LEAN__REPL__MAX_WORKER_MEMORY_MB", "10240")
+    _exit_status(["doctor", "--json", "--project-dir", str(tmp_path)])
+    item = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)}["Lean memory"]
+    assert item["ok"] is False and "does not fit" in item["detail"] and "lean.repl.workers" in item["detail"]
