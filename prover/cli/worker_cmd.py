@@ -19,7 +19,7 @@ import click
 
 from prover.cli.main import UserFacingError, current_backends
 from prover.cli.options import model_options, search_options, settings_options, settings_overrides
-from prover.cli.serve_cmd import serve_lean_options
+from prover.cli.serve_cmd import _demo_backends, serve_lean_options
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,12 @@ logger = logging.getLogger(__name__)
     "Default: SQLite at <home>/service/jobs.sqlite.",
 )
 @click.option("--workers", type=click.IntRange(min=1), help="Jobs run at once (service.workers; default 4).")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Use `prover demo`'s stand-ins (REPL stand-in as Lean, a scripted model), like `prover serve --demo`.",
+)
+@click.option("--demo-latency-ms", type=click.FloatRange(min=0), default=0.0, help="--demo: delay of each REPL reply.")
 @serve_lean_options
 @model_options
 @search_options
@@ -46,11 +52,17 @@ def worker(**options: Any) -> None:
 
     # `--workers` is the service's (jobs run at once), as in `prover serve`; the REPL pool is `--lean-workers`.
     flags = {**options, "workers": options["lean_workers"]}
-    service = {"database_url": options["database_url"], "workers": options["workers"]}
-    settings = load_settings(options["config_file"], os.environ, settings_overrides(flags, service=service))
+    extra: dict[str, dict[str, Any]] = {
+        "service": {"database_url": options["database_url"], "workers": options["workers"]}
+    }
+    backends = current_backends()
+    if options["demo"]:
+        backends, demo_overrides = _demo_backends(backends, options["demo_latency_ms"])
+        extra.update(demo_overrides)
+    settings = load_settings(options["config_file"], os.environ, settings_overrides(flags, **extra))
     if settings.service.workers < 1:
         raise UserFacingError("service.workers is 0: a worker must run at least one job at a time (--workers)")
-    asyncio.run(_run(settings))
+    asyncio.run(_run(settings, backends, demo=options["demo"]))
 
 
 def _open_store(settings: Any) -> Any:
@@ -66,18 +78,21 @@ def _open_store(settings: Any) -> Any:
     return store
 
 
-async def _run(settings: Any) -> None:
+async def _run(settings: Any, backends: Any, *, demo: bool = False) -> None:
     from prover.service.runner import JobRunner
 
     store = _open_store(settings)
     try:
-        backends = current_backends()
         env = backends.build_env(settings.lean)  # Lean first: the cheaper thing to find missing
         try:
-            text = backends.build_text_generator(settings.model)
-            from prover.models import build_generator
+            if demo:  # the demo's tactic generator carries its scripted text generator
+                generator = backends.build_generator(settings.model)
+                text = generator.text
+            else:
+                text = backends.build_text_generator(settings.model)
+                from prover.models import build_generator
 
-            generator = build_generator(settings.model, text=text)  # closing it closes `text`
+                generator = build_generator(settings.model, text=text)  # closing it closes `text`
             try:
                 runner = JobRunner(
                     store, settings, env=env, generator=generator, text=text, workers=settings.service.workers
