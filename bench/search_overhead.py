@@ -16,7 +16,8 @@ tracemalloc (which slows every allocation down several times).
 
     .venv/bin/python bench/search_overhead.py [--expansions 20000] [--candidates 32] [--concurrency 8]
 
-The last line is `search_overhead_us_per_expansion=<n> reference_us_per_expansion=<m>`.
+The last two lines are `search_overhead_us_per_expansion=<n> reference_us_per_expansion=<m>` and
+`search_overhead: ours=<n> us reference=<m> us ratio=<n/m> ours<=reference: yes|no`.
 """
 
 from __future__ import annotations
@@ -366,9 +367,12 @@ def main(argv: list[str] | None = None) -> None:
         values = (m.own_us_per_expansion, m.gc_s * per, m.cpu_s * per, m.peak_mib)
         print(f"{m.name:<36}" + "".join(f"{value:>16.1f}" for value in values) + f"{m.expansions:>16}{m.tactics:>16}")
     ours_default, reference_result = results[0], results[-1]
+    ours_us, reference_us = ours_default.own_us_per_expansion, reference_result.own_us_per_expansion
+    print(f"search_overhead_us_per_expansion={ours_us:.1f} reference_us_per_expansion={reference_us:.1f}")
+    ratio = ours_us / reference_us if reference_us > 0 else float("inf")
     print(
-        f"search_overhead_us_per_expansion={ours_default.own_us_per_expansion:.1f} "
-        f"reference_us_per_expansion={reference_result.own_us_per_expansion:.1f}"
+        f"search_overhead: ours={ours_us:.1f} us reference={reference_us:.1f} us ratio={ratio:.2f} "
+        f"ours<=reference: {'yes' if ours_us <= reference_us else 'no'}"
     )
 
 

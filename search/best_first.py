@@ -193,6 +193,10 @@ class BestFirstSearch:
         self._runner: _CandidateRunner | None = None
         """The candidates of the expansion in progress."""
         self._helper_check: asyncio.Handle | None = None
+        self._idle_runner: _CandidateRunner | None = None
+        """A runner no helper task ever used, kept for the next expansion."""
+        self._clean_texts: set[str] = set()
+        """Candidate texts `_deduplicate` found clean (their own clean text and key)."""
 
     @property
     def stats(self) -> SearchStats:
@@ -362,6 +366,8 @@ class BestFirstSearch:
         timeout = config.tactic_timeout_s
         run_tactic = session.run_tactic
         scores = config.priority.scores(candidates)
+        root = tree.root
+        proved = NodeStatus.PROVED
         # Every outcome in candidate order. Runs of errors go to the tree as index ranges into this
         # list (no Edge object each) and are counted by kind once, when the expansion ends.
         outcomes: list[TacticOutcome | None] = []
@@ -372,7 +378,13 @@ class BestFirstSearch:
         """Outcomes already in `tactics_tried`."""
         runner: _CandidateRunner | None = None
         if config.max_concurrent_tactics > 1 and len(candidates) > 1:
-            runner = self._runner = _CandidateRunner(session, state, candidates, timeout, config.max_concurrent_tactics)
+            runner = self._idle_runner
+            if runner is None:
+                runner = _CandidateRunner(session, state, candidates, timeout, config.max_concurrent_tactics)
+            else:  # re-armed rather than built again: one object per search, not one per expansion
+                self._idle_runner = None
+                runner.__init__(session, state, candidates, timeout, config.max_concurrent_tactics)  # type: ignore[misc]
+            self._runner = runner
             if self._helper_check is None:
                 # Helpers for the following candidates start only if Lean makes us wait (see
                 # _check_helpers), so tactics that answer at once cost no task at all.
@@ -394,9 +406,9 @@ class BestFirstSearch:
                 errors_from = index + 1
                 outcomes[index] = None  # only errors are read back: keep nothing else alive
                 score = scores[index]
-                if isinstance(outcome, Progress):
+                if outcome.__class__ is Progress or isinstance(outcome, Progress):
                     tree.add_progress(node, candidate, score, outcome.state)
-                    if tree.root.status is NodeStatus.PROVED:  # it reached a state proved before
+                    if root.status is proved:  # it reached a state proved before
                         break
                 elif isinstance(outcome, ProofClosed):
                     counters.tactics_tried += len(outcomes) - counted
@@ -419,12 +431,20 @@ class BestFirstSearch:
             counters.tactics_tried += applied - counted
             kinds = [outcome.kind for outcome in outcomes if outcome.__class__ is TacticError]  # type: ignore[union-attr]
             if kinds:
-                counters.errors.update(kinds)
-            if runner is not None:
+                # `list.count` compares by identity first, in C; `Counter.update` would call the
+                # enum's Python-level `__hash__` once per error.
+                errors = counters.errors
+                for kind in _ERROR_KINDS:
+                    found = kinds.count(kind)
+                    if found:
+                        errors[kind] += found
+            if runner is not None and runner.started:
                 # Cancel what is still running (a proof was found, or the expansion failed) and let
                 # it unwind before the next expansion reuses the session or the search returns.
                 finish = not config.cancel_on_proof and tree.root.status is NodeStatus.PROVED
                 counters.tactics_cancelled += await runner.stop(cancel=not finish)
+            elif runner is not None:
+                self._idle_runner = runner  # no helper ever ran: nothing refers to it any more
 
     def _check_helpers(self) -> None:
         """Runs as soon as the search's task is suspended: if candidates wait to start, start helpers.
@@ -469,6 +489,11 @@ class BestFirstSearch:
         """
         counters = self._counters
         texts = [candidate.text for candidate in candidates]
+        distinct = set(texts)
+        if len(distinct) == len(texts) and distinct <= self._clean_texts:
+            # Every text passed the check below before: a model repeats its tactics across states.
+            counters.distinct_candidates += len(texts)
+            return list(candidates)
         # The common case, checked for the whole batch in a few passes over one string: every text
         # one line (line breaks are not printable), single spaces (no other whitespace is
         # printable), nothing to trim, none empty, no two alike. Then each text is its own clean
@@ -485,8 +510,11 @@ class BestFirstSearch:
             and not blob.startswith((" ", _SEPARATOR))
             and not blob.endswith((" ", _SEPARATOR))
             and blob
-            and len(set(texts)) == len(texts)
+            and len(distinct) == len(texts)
         ):
+            # Each text of a batch that passes is clean on its own too. The set holds texts the
+            # search's edges keep alive anyway, so it costs a table slot each.
+            self._clean_texts |= distinct
             counters.distinct_candidates += len(texts)
             return list(candidates)
         seen: set[str] = set()
@@ -561,6 +589,8 @@ class BestFirstSearch:
         return self._failure_reason(f"wall-clock budget of {self.config.wall_clock_s:g} s used up")
 
 
+_ERROR_KINDS = tuple(TacticErrorKind)
+
 _PENDING: Any = object()
 """Marks an outcome a helper task has not delivered yet."""
 
@@ -600,6 +630,11 @@ class _CandidateRunner:
         self._helpers: list[asyncio.Task[None]] = []
         self._waiter: tuple[int, asyncio.Future[None]] | None = None
         self._cancelled = 0
+
+    @property
+    def started(self) -> bool:
+        """Whether any helper task was started (else there is nothing to stop)."""
+        return bool(self._helpers)
 
     def start_helpers(self) -> None:
         wanted = min(self._limit - 1 - len(self._helpers), len(self._candidates) - self.next)

@@ -12,8 +12,8 @@ import heapq
 import itertools
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
+from heapq import heappush
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,20 +34,38 @@ class TreeInvariantError(RuntimeError):
     """The search graph is inconsistent: a bug in the search, never a property of the theorem."""
 
 
-@dataclass(eq=False, slots=True)
 class Edge:
     """A tactic applied to `src`. Exactly one of: leads to `dst`, closes the proof, or is an `error`."""
 
-    src: Node
-    tactic: str
-    logprob: float
-    num_tokens: int
-    score: float
-    dst: Node | None = None
-    closes_proof: bool = False
-    error: TacticError | None = None
+    # A plain slotted class with a hand-written constructor, not a dataclass: a search builds
+    # several per expansion and the generated `__init__` costs noticeably more. Identity is equality.
+    __slots__ = ("closes_proof", "dst", "error", "logprob", "num_tokens", "score", "src", "tactic")
     # The candidate's fields are kept rather than the candidate object: a search keeps every edge
     # alive, and one object fewer per edge is a third less for the garbage collector to walk.
+
+    def __init__(
+        self,
+        src: Node,
+        tactic: str,
+        logprob: float,
+        num_tokens: int,
+        score: float,
+        dst: Node | None = None,
+        closes_proof: bool = False,
+        error: TacticError | None = None,
+    ) -> None:
+        self.src = src
+        self.tactic = tactic
+        self.logprob = logprob
+        self.num_tokens = num_tokens
+        self.score = score
+        self.dst = dst
+        self.closes_proof = closes_proof
+        self.error = error
+
+    def __repr__(self) -> str:
+        target = "proof" if self.closes_proof else (self.error if self.error is not None else self.dst)
+        return f"Edge(src={self.src.id}, tactic={self.tactic!r}, score={self.score!r}, to={target!r})"
 
     @property
     def kind(self) -> str:
@@ -66,27 +84,53 @@ class Edge:
         return self.dst is self.src or self.dst.status is NodeStatus.FAILED
 
 
-@dataclass(eq=False, slots=True)
 class Node:
-    """One distinct proof state. `priority` is the best path score found so far (higher is better)."""
+    """One distinct proof state. `priority` is the best path score found so far (higher is better).
 
-    id: int
-    state: ProofState
-    priority: float
-    depth: int
-    parent_edge: Edge | None
-    """The edge on the best-priority path from the root (None for the root)."""
-    status: NodeStatus = NodeStatus.OPEN
-    explored: bool = False
-    _out: list[Edge | range] = field(default_factory=list, repr=False)
-    """The out-edges in the order they were added; a `range` stands for a run of error edges of
-    `_failed` not built yet (see `SearchTree.add_errors`)."""
-    in_edges: list[Edge] = field(default_factory=list)
-    proved_by: Edge | None = None
-    _failed: Sequence[TacticOutcome | None] | None = field(default=None, repr=False)
-    """The outcomes the `range` entries of `_out` index into (with `_candidates` and `_scores`)."""
-    _candidates: Sequence[TacticCandidate] = field(default=(), repr=False)
-    _scores: Sequence[float] = field(default=(), repr=False)
+    `parent_edge` is the edge on the best-priority path from the root (None for the root).
+    A plain slotted class for the same reason as `Edge`.
+    """
+
+    __slots__ = (
+        "_candidates",
+        "_failed",
+        "_out",
+        "_scores",
+        "depth",
+        "explored",
+        "id",
+        "in_edges",
+        "parent_edge",
+        "priority",
+        "proved_by",
+        "state",
+        "status",
+    )
+
+    def __init__(self, id: int, state: ProofState, priority: float, depth: int, parent_edge: Edge | None) -> None:
+        self.id = id
+        self.state = state
+        self.priority = priority
+        self.depth = depth
+        self.parent_edge = parent_edge
+        self.status = NodeStatus.OPEN
+        self.explored = False
+        self._out: list[Edge | range] = []
+        """The out-edges in the order they were added; a `range` stands for a run of error edges of
+        `_failed` not built yet (see `SearchTree.add_errors`)."""
+        self.in_edges: list[Edge] = [] if parent_edge is None else [parent_edge]
+        """Every edge into this node; a new node's first is the edge that found it."""
+        self.proved_by: Edge | None = None
+        self._failed: Sequence[TacticOutcome | None] | None = None
+        """The outcomes the `range` entries of `_out` index into (with `_candidates` and `_scores`)."""
+        self._candidates: Sequence[TacticCandidate] = ()
+        self._scores: Sequence[float] = ()
+
+    def __repr__(self) -> str:
+        return (
+            f"Node(id={self.id}, state={self.state!r}, priority={self.priority!r}, depth={self.depth}, "
+            f"status={self.status!r}, explored={self.explored})"
+        )
 
     @property
     def out_edges(self) -> list[Edge]:
@@ -118,14 +162,25 @@ class Node:
 
     def has_live_edge(self) -> bool:
         """Whether an out-edge may still lead to a proof (error edges, built or not, never do)."""
-        return any(type(entry) is not range and not entry.is_dead for entry in self._out)  # type: ignore[union-attr]
+        failed = NodeStatus.FAILED
+        for entry in self._out:
+            if entry.__class__ is not Edge:
+                continue  # a run of error edges
+            edge: Edge = entry  # type: ignore[assignment]
+            if edge.error is not None:
+                continue
+            if edge.closes_proof:
+                return True
+            dst = edge.dst
+            if dst is not self and dst.status is not failed:  # type: ignore[union-attr]
+                return True
+        return False
 
 
 class SearchTree:
     """The node table, the frontier (a max-priority queue with lazy deletion) and status propagation."""
 
     def __init__(self, root_state: ProofState) -> None:
-        self._ids = itertools.count()
         self._push_order = itertools.count()
         self.nodes: dict[ProofState, Node] = {}
         self._by_id: list[Node] = []
@@ -141,14 +196,14 @@ class SearchTree:
     # -- building -------------------------------------------------------------------------
 
     def _new_node(self, state: ProofState, priority: float, depth: int, parent_edge: Edge | None) -> Node:
-        node = Node(id=next(self._ids), state=state, priority=priority, depth=depth, parent_edge=parent_edge)
+        node = Node(id=len(self._by_id), state=state, priority=priority, depth=depth, parent_edge=parent_edge)
         self.nodes[state] = node
         self._by_id.append(node)
         return node
 
     def _push(self, node: Node) -> None:
         # Ties broken by push order, so the search is deterministic.
-        heapq.heappush(self._frontier, (-node.priority, next(self._push_order), node.id))
+        heappush(self._frontier, (-node.priority, next(self._push_order), node.id))
 
     def pop_best(self) -> Node | None:
         """The open, unexplored node with the highest priority, or None when there is none."""
@@ -162,14 +217,24 @@ class SearchTree:
 
     def add_progress(self, src: Node, candidate: TacticCandidate, score: float, state: ProofState) -> Edge:
         """Record that `candidate` took `src` to `state`, merging with an existing node for that state."""
+        # The hot path of a search (several calls per expansion): node creation, the push and
+        # `_link` are written out here rather than called.
         priority = src.priority + score
-        dst = self.nodes.get(state)
+        nodes = self.nodes
+        dst = nodes.get(state)
         edge = Edge(src, candidate.text, candidate.logprob, candidate.num_tokens, score)
         if dst is None:
-            dst = self._new_node(state, priority=priority, depth=src.depth + 1, parent_edge=edge)
+            by_id = self._by_id
+            node_id = len(by_id)  # ids count the nodes from 0
+            edge.dst = dst = Node(node_id, state, priority, src.depth + 1, edge)  # `edge` is its in-edge
+            nodes[state] = dst
+            by_id.append(dst)
             self._open += 1
-            self._push(dst)
-        elif priority > dst.priority and dst is not src and not _is_ancestor(dst, src):
+            heappush(self._frontier, (-priority, next(self._push_order), node_id))
+            src._out.append(edge)
+            self.num_edges += 1
+            return edge  # a new node is OPEN: nothing to propagate
+        if priority > dst.priority and dst is not src and not _is_ancestor(dst, src):
             # A better path to a known state: the node keeps one identity and takes the better priority.
             dst.priority = priority
             dst.depth = min(dst.depth, src.depth + 1)
@@ -177,7 +242,9 @@ class SearchTree:
             if not dst.explored and dst.status is NodeStatus.OPEN:
                 self._push(dst)
         edge.dst = dst
-        self._link(edge)
+        src._out.append(edge)
+        dst.in_edges.append(edge)
+        self.num_edges += 1
         if dst.status is NodeStatus.PROVED:
             self._mark_proved(src, edge)
         return edge
@@ -230,10 +297,14 @@ class SearchTree:
 
     def mark_explored(self, node: Node) -> None:
         """Call once every candidate of `node` has been applied; may propagate FAILED upward."""
-        if not node.explored and node.status is NodeStatus.OPEN:
-            self._open -= 1
-        node.explored = True
-        self._maybe_fail(node)
+        if node.status is NodeStatus.OPEN:
+            if not node.explored:
+                self._open -= 1
+            node.explored = True
+            if not node.has_live_edge():  # the common case, a live edge, needs no propagation
+                self._maybe_fail(node)
+        else:
+            node.explored = True
 
     # -- status propagation -----------------------------------------------------------------
 

@@ -24,7 +24,12 @@ from tests.stand_ins.scripted import (
 def test_bench_prints_the_figures_line(capsys: pytest.CaptureFixture[str]) -> None:
     main(["--expansions", "60", "--repeat", "1", "--memory-expansions", "30"])
     lines = capsys.readouterr().out.strip().splitlines()
-    assert re.fullmatch(r"search_overhead_us_per_expansion=[\d.]+ reference_us_per_expansion=[\d.]+", lines[-1])
+    assert re.fullmatch(r"search_overhead_us_per_expansion=[\d.]+ reference_us_per_expansion=[\d.]+", lines[-2])
+    verdict = re.fullmatch(
+        r"search_overhead: ours=([\d.]+) us reference=([\d.]+) us ratio=[\d.]+ ours<=reference: (yes|no)", lines[-1]
+    )
+    assert verdict is not None
+    assert (verdict[3] == "yes") == (float(verdict[1]) <= float(verdict[2]))
     assert any(line.startswith("reference loop (Llemma)") for line in lines)
 
 
