@@ -2,6 +2,10 @@
 
     python bench/service_load.py                     # 200 clients, 2,000 jobs, one SIGKILL + restart
     python bench/service_load.py --clients 20 --jobs 100 --workers 4     # a quick run
+    python bench/service_load.py --dir /tmp/load --profile   # py-spy samples of the server and the bench
+
+`--profile` (needs py-spy) writes collapsed stacks (`py-spy record --format raw --threads --idle`)
+of each server start to `<dir>/profile-<n>.txt` and of the bench itself to `<dir>/profile-client.txt`.
 
 The server is the real one (`prover serve --demo`: the REPL stand-in as Lean, the scripted model,
 SQLite job store in WAL mode) on loopback, as a subprocess. Each client submits jobs (`POST
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -55,7 +60,10 @@ class Server:
     home: Path
     workers: int
     log: Path
+    profile: bool = False
     process: subprocess.Popen[bytes] | None = None
+    profilers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    client_profiler: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
     def start(self) -> None:
@@ -68,6 +76,33 @@ class Server:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.starts += 1
+        if self.profile:
+            self._profile()
+
+    def _profile(self) -> None:
+        """py-spy (when installed) samples this start of the server into `<dir>/profile-<n>.txt` (collapsed stacks)."""
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        if not Path(py_spy).exists():
+            print("  --profile: py-spy is not installed; not profiling", flush=True)
+            return
+        assert self.process is not None
+        self.profile_pid(self.process.pid, self.log.with_name(f"profile-{self.starts}.txt"))
+
+    def profile_pid(self, pid: int, out: Path) -> subprocess.Popen[bytes]:
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        command = [py_spy, "record", "--pid", str(pid), "--rate", "50", "--format", "raw"]
+        command += ["--threads", "--idle", "--nonblocking", "-o", str(out)]
+        with open(self.log.with_name("py-spy.log"), "ab") as log:
+            profiler = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        self.profilers.append(profiler)
+        return profiler
+
+    def wait_profilers(self) -> None:
+        for profiler in self.profilers:
+            try:
+                profiler.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                profiler.terminate()
 
     async def wait_healthy(self, timeout: float = 60.0) -> float:
         started = time.monotonic()
@@ -129,7 +164,16 @@ async def _request(client: httpx.AsyncClient, tally: Tally, method: str, url: st
         delay = min(delay * 2, 1.0)
 
 
-async def _client(client: httpx.AsyncClient, next_job: list[int], jobs: int, tally: Tally, poll_s: float) -> None:
+async def _client(base_url: str, next_job: list[int], jobs: int, tally: Tally, poll_s: float) -> None:
+    # Each client has its own connection pool of one connection, as separate clients would: one
+    # pool of 200 connections shared by every client costs httpcore a scan of all 200 per request,
+    # which on a small machine made the bench's own event loop the bottleneck it was measuring.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0) as client:
+        await _client_jobs(client, next_job, jobs, tally, poll_s)
+
+
+async def _client_jobs(client: httpx.AsyncClient, next_job: list[int], jobs: int, tally: Tally, poll_s: float) -> None:
     while next_job[0] < jobs:
         index = next_job[0]
         next_job[0] += 1
@@ -190,24 +234,30 @@ def _percentile(values: list[float], q: float) -> float:
 async def run(args: argparse.Namespace) -> int:
     work = Path(args.dir or tempfile.mkdtemp(prefix="prover-load-"))
     work.mkdir(parents=True, exist_ok=True)
-    server = Server(_free_port(), work / "jobs.sqlite", work / "home", args.workers, work / "server.log")
+    server = Server(
+        _free_port(), work / "jobs.sqlite", work / "home", args.workers, work / "server.log", profile=args.profile
+    )
     server.start()
     await server.wait_healthy()
+    if args.profile and server.profilers:
+        server.client_profiler = server.profile_pid(os.getpid(), work / "profile-client.txt")
     print(
         f"service_load: {args.clients} clients, {args.jobs} jobs, {args.workers} job workers; store {server.database}"
     )
     tally = Tally()
-    limits = httpx.Limits(max_connections=args.clients + 10, max_keepalive_connections=args.clients + 10)
+    base_url = f"http://127.0.0.1:{server.port}"
     started = time.monotonic()
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", limits=limits, timeout=30.0) as client:
-            next_job = [0]
-            clients = [_client(client, next_job, args.jobs, tally, args.poll_s) for _ in range(args.clients)]
-            killer = _killer(server, tally, int(args.jobs * args.kill_at), args.downtime_s) if args.kill_at else None
-            await asyncio.gather(*clients, *([killer] if killer is not None else []))
+        next_job = [0]
+        clients = [_client(base_url, next_job, args.jobs, tally, args.poll_s) for _ in range(args.clients)]
+        killer = _killer(server, tally, int(args.jobs * args.kill_at), args.downtime_s) if args.kill_at else None
+        await asyncio.gather(*clients, *([killer] if killer is not None else []))
         elapsed = time.monotonic() - started
     finally:
         server.stop()
+        if server.client_profiler is not None:
+            server.client_profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        server.wait_profilers()
     stored, lost, duplicated, states = _audit(server.database, tally)
     print(f"  {len(tally.accepted)} jobs accepted, {stored} in the store, by state {states}")
     print(f"  {elapsed:.1f} s, {len(tally.final_state) / elapsed:.1f} jobs/s, {tally.retries} retried requests")
@@ -230,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-at", type=float, default=0.5, help="SIGKILL after this fraction is accepted; 0: never")
     parser.add_argument("--downtime-s", type=float, default=1.0)
     parser.add_argument("--poll-s", type=float, default=0.5, help="each client's status polling interval")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the server with py-spy into <dir>/profile-<n>.txt"
+    )
     parser.add_argument("--dir", help="where the store and the server log go (default a temporary directory)")
     return asyncio.run(run(parser.parse_args(argv)))
 

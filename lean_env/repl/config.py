@@ -7,6 +7,7 @@ without a copy elsewhere.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,9 @@ _RAM_SHARE = 0.85
 """Share of the machine's RAM the default levels divide among the Lean processes (the rest: OS, model, search)."""
 
 
+@functools.cache
 def total_memory_bytes() -> int:
-    """The machine's physical memory."""
+    """The machine's physical memory (read once: the pool asks at every worker release)."""
     return int(psutil.virtual_memory().total)
 
 

@@ -71,6 +71,8 @@ def serve(**options: Any) -> None:
     extra: dict[str, dict[str, Any]] = {"service": service}
     if options["demo"]:
         backends, demo_overrides = _demo_backends(backends, options["demo_latency_ms"])
+        if options["lean_workers"] is not None:  # the demo's 2 REPL stand-ins unless told otherwise
+            demo_overrides["lean"]["repl"]["workers"] = options["lean_workers"]
         extra.update(demo_overrides)
     settings = load_settings(options["config_file"], os.environ, settings_overrides(flags, **extra))
     _run(settings, backends)

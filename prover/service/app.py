@@ -5,8 +5,8 @@ The app holds no global state: everything a handler needs lives on `app.state.se
 opens and migrates the store, re-queues jobs a dead process on this host left running, builds ONE
 Lean env and ONE generator from `Backends`, and starts a `JobRunner` with `service.workers` claim
 loops (none with 0: then `prover worker` processes run the jobs). Handlers only ever talk to the
-store (through `asyncio.to_thread`, it is synchronous), so an in-process runner, remote workers and
-a restart in the middle all look the same to a client.
+store (through `JobStore.run`, on the store's own threads, since it is synchronous), so an
+in-process runner, remote workers and a restart in the middle all look the same to a client.
 
 Every text is checked before a job is stored (`prover.service.limits`), with the same functions the
 CLI uses; a refused request costs no store row.
@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, status
 from fastapi import Path as PathParam
@@ -70,8 +70,6 @@ SSE_KEEPALIVE_S = 10.0
 WAIT_POLL_S = 0.1
 MAX_JOB_ID_CHARS = 64
 MAX_IDEMPOTENCY_KEY_CHARS = 200
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -137,8 +135,8 @@ async def _start(state: ServiceState, backends: Backends, given_store: JobStore 
 
         store = JobStore(_database_url(settings))
     state.store = store
-    await asyncio.to_thread(store.migrate)
-    requeued = await asyncio.to_thread(store.requeue_abandoned, _host())
+    await store.run(store.migrate)
+    requeued = await store.run(store.requeue_abandoned, _host())
     if requeued:
         log.info("re-queued %d job(s) left running by a dead process on this host", len(requeued))
     if settings.service.workers == 0:
@@ -211,20 +209,24 @@ async def _sample(state: ServiceState) -> None:
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>` when the server has tokens.")
 
 
-def get_state(request: Request) -> ServiceState:
+# The dependencies are `async def` although they never wait: FastAPI runs a plain `def` dependency
+# in a worker thread, which cost every request three thread hand-offs.
+
+
+async def get_state(request: Request) -> ServiceState:
     """The app's `ServiceState`."""
     service: ServiceState = request.app.state.service
     return service
 
 
-def get_store(state: Annotated[ServiceState, Depends(get_state)]) -> JobStore:
+async def get_store(state: Annotated[ServiceState, Depends(get_state)]) -> JobStore:
     """The open job store (503 while the app is starting or stopping)."""
     if state.store is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the job store is not open")
     return state.store
 
 
-def get_caller(
+async def get_caller(
     request: Request,
     state: Annotated[ServiceState, Depends(get_state)],
     _credentials: Annotated[Any, Depends(_bearer)] = None,
@@ -240,10 +242,6 @@ JobId = Annotated[str, PathParam(min_length=1, max_length=MAX_JOB_ID_CHARS)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY_CHARS)]
 
 
-async def _thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    return await asyncio.to_thread(function, *args, **kwargs)
-
-
 def _too_many(detail: str, retry_after: int) -> HTTPException:
     return HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail=detail, headers={"Retry-After": str(retry_after)})
 
@@ -252,7 +250,7 @@ async def _check_quota(state: ServiceState, store: JobStore, caller: Caller) -> 
     token = caller.token
     if token is None:
         return
-    usage = await _thread(store.owner_usage, token.name, time.time() - DAY_S)
+    usage = await store.run(store.owner_usage, token.name, time.time() - DAY_S)
     if usage.active >= token.max_concurrent_jobs:
         raise _too_many(
             f"token {token.name!r} has {usage.active} queued or running jobs; its limit is "
@@ -285,7 +283,7 @@ async def _submit(
 ) -> tuple[Job, bool]:
     await _check_quota(state, store, caller)
     try:
-        return await _thread(
+        job, created = await store.run(
             store.submit,
             kind,
             request,
@@ -297,6 +295,9 @@ async def _submit(
         raise _too_many(str(error), state.settings.service.retry_after_s) from error
     except IdempotencyConflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(error)) from error
+    if created and state.runner is not None:
+        state.runner.notify()  # an idle claim loop takes it now, not at its next poll
+    return job, created
 
 
 def _job_response(job: Job, created: bool) -> JSONResponse:
@@ -304,7 +305,7 @@ def _job_response(job: Job, created: bool) -> JSONResponse:
 
 
 async def _visible_job(store: JobStore, caller: Caller, job_id: str) -> Job:
-    job = await _thread(store.get, job_id)
+    job = await store.run(store.get, job_id)
     if job is None or not caller.may_see(job.owner):
         # Another owner's job is as absent as a job that never existed.
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job {job_id!r}")
@@ -324,7 +325,7 @@ async def _event_stream(request: Request, store: JobStore, job_id: str, after: i
     while True:
         if await request.is_disconnected():
             return
-        events = await _thread(store.events, job_id, last, 1000)
+        events = await store.run(store.events, job_id, last, 1000)
         for event in events:
             yield _sse(event.seq, event.type, event.data)
             last = event.seq
@@ -333,7 +334,7 @@ async def _event_stream(request: Request, store: JobStore, job_id: str, after: i
         if events:
             quiet_since = time.monotonic()
             continue
-        job = await _thread(store.get, job_id)
+        job = await store.run(store.get, job_id)
         if job is None or (job.terminal and job.last_event_seq <= last):
             return  # finished before `after`: nothing more will come
         if time.monotonic() - quiet_since >= SSE_KEEPALIVE_S:
@@ -346,7 +347,7 @@ async def _wait_for(store: JobStore, job: Job, seconds: float) -> Job:
     deadline = time.monotonic() + seconds
     while not job.terminal and time.monotonic() < deadline:
         await asyncio.sleep(WAIT_POLL_S)
-        found = await _thread(store.get, job.id)
+        found = await store.run(store.get, job.id)
         if found is None:
             break
         job = found
@@ -468,7 +469,7 @@ def create_app(settings: ProverSettings, *, backends: Backends | None = None, st
         before: Annotated[str | None, Query(max_length=MAX_JOB_ID_CHARS)] = None,
     ) -> dict[str, Any]:
         """The caller's jobs, newest first: `{jobs, next}`; pass `next` as `before` for the next page."""
-        jobs, cursor = await _thread(store.list, state=state_filter, owner=caller.owner, limit=limit, before=before)
+        jobs, cursor = await store.run(store.list, state=state_filter, owner=caller.owner, limit=limit, before=before)
         return {"jobs": [job.to_dict() for job in jobs], "next": cursor}
 
     @app.get("/v1/jobs/{job_id}", tags=["jobs"])
@@ -480,7 +481,7 @@ def create_app(settings: ProverSettings, *, backends: Backends | None = None, st
     async def cancel_job(job_id: JobId, store: StoreDep, caller: CallerDep) -> dict[str, Any]:
         """Cancel: a queued job at once, a running one within `service.cancel_poll_s`; a finished one is unchanged."""
         await _visible_job(store, caller, job_id)
-        job = await _thread(store.cancel, job_id)
+        job = await store.run(store.cancel, job_id)
         if job is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job {job_id!r}")
         return job.to_dict()
@@ -547,7 +548,7 @@ async def _readiness(state: ServiceState) -> dict[str, str]:
         checks["store"] = "not open"
     else:
         try:
-            await asyncio.wait_for(asyncio.to_thread(state.store.counts), timeout=5.0)
+            await asyncio.wait_for(state.store.run(state.store.counts), timeout=5.0)
             checks["store"] = "ok"
         except Exception as error:
             checks["store"] = f"{type(error).__name__}: {error}"

@@ -17,7 +17,11 @@ What a job may rely on:
 - `stop()` stops every job without finishing it: the jobs stay `running` until their lease expires
   or `JobStore.requeue_abandoned` (called by `start()` for this host) re-queues them.
 
-The store is synchronous; every call goes through `asyncio.to_thread`.
+The store is synchronous; every call goes through `JobStore.run` (the store's own thread pools).
+The claim loops of one runner share their idle polling: when a claim finds nothing, no loop of this
+runner asks again before `service.poll_s` has passed, unless `notify()` (the app calls it when it
+queues a job) says a job was queued; so an idle runner reads the store once per `poll_s`, not once
+per loop, and a job queued in this process starts at once.
 """
 
 from __future__ import annotations
@@ -201,6 +205,9 @@ class JobRunner:
         self._verdicts: dict[str, int] = {}
         self._finished: dict[str, int] = {}
         self._started = False
+        self._idle_until = 0.0
+        """Monotonic time before which no claim loop asks the store (a claim found nothing)."""
+        self._wake: asyncio.Event | None = None
 
     # --- life cycle ------------------------------------------------------------------------------------
 
@@ -210,10 +217,11 @@ class JobRunner:
             raise RuntimeError("JobRunner.start: already started")
         self._started = True
         if self.worker_prefix.startswith(f"{self._host}:"):
-            requeued = await asyncio.to_thread(self.store.requeue_abandoned, self._host)
+            requeued = await self.store.run(self.store.requeue_abandoned, self._host)
             if requeued:
                 logger.info("re-queued %d job(s) abandoned by dead workers on %s", len(requeued), self._host)
         await self._requeue_expired()
+        self._wake = asyncio.Event()
         for _ in range(self.workers):
             worker_id = f"{self.worker_prefix}:{next(_slot_numbers)}"
             self._loops.append(asyncio.create_task(self._claim_loop(worker_id), name=f"job-runner {worker_id}"))
@@ -227,6 +235,21 @@ class JobRunner:
         for task in loops:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
+
+    def notify(self) -> None:
+        """A job was queued: idle claim loops look for it now instead of at their next poll."""
+        self._idle_until = 0.0
+        if self._wake is not None:
+            wake, self._wake = self._wake, asyncio.Event()
+            wake.set()
+
+    async def _idle(self) -> None:
+        """Wait until the shared idle poll is due or `notify()` is called."""
+        delay = self._idle_until - time.monotonic()
+        if delay <= 0 or self._wake is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
 
     @property
     def stats(self) -> RunnerStats:
@@ -246,13 +269,15 @@ class JobRunner:
     async def _claim_loop(self, worker_id: str) -> None:
         service = self.settings.service
         while True:
+            await self._idle()
             try:
-                job = await asyncio.to_thread(self.store.claim, worker_id, service.lease_s, self.kinds)
+                job = await self.store.run(self.store.claim, worker_id, service.lease_s, self.kinds)
             except Exception:
                 logger.exception("claiming a job failed; retrying in %.2f s", service.poll_s)
                 job = None
             if job is None:
-                await asyncio.sleep(service.poll_s)
+                # Every loop of this runner waits out the poll interval (or a `notify`).
+                self._idle_until = max(self._idle_until, time.monotonic() + service.poll_s)
                 continue
             running = _RunningJob(job, worker_id, throttle=service.event_interval_s > 0)
             running.last_heartbeat = time.monotonic()
@@ -301,7 +326,7 @@ class JobRunner:
         if running.discard or outcome is None:
             logger.info("job %s stopped without finishing (lease lost or runner stopping)", job.id)
             return
-        finished = await asyncio.to_thread(
+        finished = await self.store.run(
             self.store.finish, job.id, running.worker_id, outcome.state, result=outcome.result, error=outcome.error
         )
         if finished:
@@ -328,7 +353,7 @@ class JobRunner:
             if not batch:
                 return
             try:
-                await asyncio.to_thread(self.store.append_events, running.job.id, running.worker_id, batch)
+                await self.store.run(self.store.append_events, running.job.id, running.worker_id, batch)
             except Exception:
                 logger.exception("job %s: %d event(s) could not be stored", running.job.id, len(batch))
 
@@ -346,7 +371,7 @@ class JobRunner:
             # Summaries are copied here, on the loop, never read from the store's thread.
             beats = [(running, dict(running.summary)) for running in due]
             try:
-                answers = await asyncio.to_thread(self._check_leases, beats, polled)
+                answers = await self.store.run(self._check_leases, beats, polled)
             except Exception:
                 logger.exception("checking the leases failed; retrying")
                 continue
@@ -373,18 +398,20 @@ class JobRunner:
         """(job, owned, cancel requested) for each job: a heartbeat for `beats`, a read for `polled`."""
         lease_s = self.settings.service.lease_s
         answers: list[tuple[_RunningJob, bool, bool]] = []
-        for running, summary in beats:
-            beat = self.store.heartbeat(running.job.id, running.worker_id, lease_s, summary)
+        # One transaction for every heartbeat and one read for every poll, however many jobs run.
+        renewed = self.store.heartbeats(
+            [(running.job.id, running.worker_id, summary) for running, summary in beats], lease_s
+        )
+        for (running, _), beat in zip(beats, renewed, strict=True):
             answers.append((running, beat.owned, beat.cancel_requested))
-        for running in polled:
-            job = self.store.get(running.job.id)
-            owned = job is not None and job.state == JobState.RUNNING and job.lease_owner == running.worker_id
-            answers.append((running, owned, bool(job is not None and job.cancel_requested)))
+        status = self.store.lease_status([(running.job.id, running.worker_id) for running in polled])
+        for running, beat in zip(polled, status, strict=True):
+            answers.append((running, beat.owned, beat.cancel_requested))
         return answers
 
     async def _requeue_expired(self) -> None:
         try:
-            requeued = await asyncio.to_thread(self.store.requeue_expired)
+            requeued = await self.store.run(self.store.requeue_expired)
         except Exception:
             logger.exception("re-queueing expired jobs failed")
             return

@@ -208,6 +208,30 @@ async def test_a_prove_job_is_proved_with_its_events_in_order_and_consecutive(st
     assert events[-1].data["state"] == "completed" and events[-1].data["result"]["proved"] is True
 
 
+async def test_idle_claim_loops_share_one_poll_and_notify_starts_a_job_at_once(store: JobStore) -> None:
+    env, generator = world({"t1": PROVABLE})
+    claims = 0
+    claim = store.claim
+
+    def counting_claim(*args: Any, **kwargs: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        return claim(*args, **kwargs)
+
+    store.claim = counting_claim  # type: ignore[method-assign]
+    async with running(store, env, generator, workers=8, settings=settings(poll_s=0.5)) as runner:
+        await asyncio.sleep(1.2)
+        # 8 idle loops, one shared poll every 0.5 s: about 3 polls of 8 loops, never 8 loops every 0.02 s.
+        assert claims <= 8 * 4
+        job_id = prove(store, "theorem t1 (p : Prop) (h : p) : p := by")
+        started = time.monotonic()
+        runner.notify()
+        await wait_until(lambda: store.get(job_id).state is not JobState.QUEUED, "the claim", timeout=0.4)  # type: ignore[union-attr]
+        assert time.monotonic() - started < 0.4  # before the next shared poll was due
+        job = await wait_finished(store, job_id)
+    assert job.state is JobState.COMPLETED
+
+
 async def test_a_job_not_provable_completes_with_the_search_status(store: JobStore) -> None:
     env, generator = world({"t2": HOPELESS})
     job_id = prove(store, "theorem t2 : False := by", expansions=5)

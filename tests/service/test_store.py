@@ -211,6 +211,42 @@ def test_heartbeat_renews_the_owners_lease_stores_the_summary_and_reports_cancel
     assert not store.heartbeat(job.id, W1, 60).owned
 
 
+def test_batched_heartbeats_and_lease_status_answer_like_single_heartbeats(store: JobStore) -> None:
+    a, b, c = _submit(store, 3)
+    ja, jb = store.claim(W1, 5), store.claim(W2, 5)
+    assert ja is not None and jb is not None and (ja.id, jb.id) == (a, b)
+    store.cancel(b)
+    status = store.lease_status([(a, W1), (b, W2), (b, W1), (c, W1), ("f" * 32, W1)])
+    assert [(s.owned, s.cancel_requested) for s in status] == [
+        (True, False),
+        (True, True),
+        (False, True),
+        (False, False),  # queued: nobody's lease
+        (False, False),
+    ]
+    before = store.get(a)
+    assert before is not None and before.lease_expires_at is not None
+    beats = store.heartbeats([(a, W1, {"expansions": 2}), (b, W1, {"x": 1}), (b, W2, None)], 60)
+    assert [(s.owned, s.cancel_requested) for s in beats] == [(True, False), (False, False), (True, True)]
+    after_a, after_b = store.get(a), store.get(b)
+    assert after_a is not None and after_a.summary == {"expansions": 2}
+    assert after_a.lease_expires_at is not None and after_a.lease_expires_at > before.lease_expires_at + 50
+    assert after_b is not None and after_b.summary == {}  # W1's beat was refused, W2's carried no summary
+    assert store.heartbeats([], 60) == [] and store.lease_status([]) == []
+
+
+async def test_run_calls_the_store_on_its_own_threads(store: JobStore) -> None:
+    (job_id,) = _submit(store, 1)
+    job = await store.run(store.get, job_id)
+    assert job is not None and job.id == job_id
+    names = await store.run(lambda: threading.current_thread().name)
+    assert names.startswith("job-store-write")
+    got = await store.run(store.claim, W1, 5)
+    assert got is not None and got.id == job_id
+    with pytest.raises(JobNotFound):
+        await store.run(store.append_events, "f" * 32, None, [("x", {})])
+
+
 def test_an_expired_lease_is_requeued_and_the_old_worker_can_write_nothing(store: JobStore) -> None:
     (job_id,) = _submit(store, 1)
     job = store.claim(W1, 60)

@@ -12,10 +12,22 @@ between threads (one engine, a connection per call) and between processes:
 
 Each job row keeps `last_event_seq`; appending events bumps it with `UPDATE ... RETURNING` in the
 transaction that inserts them, so seq numbers are consecutive per job whoever writes.
+
+Within one process, SQLite writers also queue on a `threading.Lock` before `BEGIN IMMEDIATE`: a
+writer waiting on SQLite's own lock sleeps in its busy handler (up to 100 ms a try) and may miss
+the lock for many turns, while one waiting on a Python lock takes it the moment it is free.
+
+Async callers (the app, the runner) call the store through `JobStore.run`, which runs the call on
+the store's own bounded thread pools (one for reads, one for writes), never on the event loop's
+default executor: a burst of writes waiting for the lock never holds up the reads (WAL readers
+never wait), and the store never competes for threads with other blocking work (the guard).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import json
 import logging
 import os
@@ -23,10 +35,11 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
@@ -52,7 +65,17 @@ _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATE_LOCK_KEY = 0x70726F7665722D6A
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+READ_THREADS = 8
+"""Threads of a store's read pool (`JobStore.run` of `get`, `list`, `events`, ...)."""
+WRITE_THREADS = {"sqlite": 2, "postgresql": 8}
+"""Threads of a store's write pool: SQLite writes one at a time anyway (a second thread stands ready)."""
+_READ_CALLS = frozenset({"get", "list", "events", "counts", "owner_usage", "lease_status"})
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
 _JobList = list[Job]
+_Beats = list[Heartbeat]
 _IdList = list[str]
 _EventList = list[JobEvent]
 _Where = list[sa.ColumnElement[bool]]
@@ -148,12 +171,17 @@ class JobStore:
         self._url = engine_url(url)
         self._dialect = self._url.get_backend_name()
         self._lock: Any = nullcontext()
+        self._write_lock: Any = nullcontext()
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._pools_lock = threading.Lock()
         if self._dialect == "sqlite":
             memory = self._url.database in (None, "", ":memory:")
             kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
             if memory:
                 kwargs["poolclass"] = StaticPool
                 self._lock = threading.RLock()
+            else:
+                self._write_lock = threading.Lock()
             self._engine = sa.create_engine(self._url, **kwargs)
             sa.event.listen(self._engine, "connect", _sqlite_on_connect)
             sa.event.listen(self._engine, "begin", _sqlite_on_begin)
@@ -183,20 +211,45 @@ class JobStore:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS).replace("%", "%%"))
-        with self._lock, self._writer.connect() as conn, conn.begin():
+        with self._lock, self._write_lock, self._writer.connect() as conn, conn.begin():
             if self._dialect == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATE_LOCK_KEY})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
     def close(self) -> None:
-        """Close the store's connections; the store may not be used afterwards."""
+        """Close the store's connections and threads; the store may not be used afterwards."""
+        with self._pools_lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=True)
         self._engine.dispose()
+
+    async def run(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """`function(*args, **kwargs)` (a method of this store, or a function that calls it) on the
+        store's threads: the read pool for the reading methods, else the write pool.
+
+        Like `asyncio.to_thread`, but on bounded pools of the store's own (see the module's doc).
+        """
+        kind = "read" if getattr(function, "__name__", "") in _READ_CALLS else "write"
+        call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._pool(kind), call)
+
+    def _pool(self, kind: str) -> ThreadPoolExecutor:
+        pool = self._pools.get(kind)
+        if pool is None:
+            with self._pools_lock:
+                pool = self._pools.get(kind)
+                if pool is None:
+                    threads = READ_THREADS if kind == "read" else WRITE_THREADS.get(self._dialect, 8)
+                    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"job-store-{kind}")
+                    self._pools[kind] = pool
+        return pool
 
     @contextmanager
     def _tx(self, *, write: bool) -> Iterator[sa.Connection]:
         engine = self._writer if write else self._engine
-        with self._lock, engine.begin() as conn:
+        with self._lock, self._write_lock if write else nullcontext(), engine.begin() as conn:
             yield conn
 
     def _for_update(self, query: sa.Select[Any], *, skip_locked: bool = False) -> sa.Select[Any]:
@@ -461,6 +514,49 @@ class JobStore:
         if flag is None:
             return Heartbeat(owned=False, cancel_requested=False)
         return Heartbeat(owned=True, cancel_requested=bool(flag[0]))
+
+    def heartbeats(self, beats: Sequence[tuple[str, str, dict[str, Any] | None]], lease_s: float) -> _Beats:
+        """`heartbeat` of each `(job_id, worker_id, summary)`, all in one transaction; the answers in order."""
+        if not beats:
+            return []
+        now = time.time()
+        answers: _Beats = []
+        with self._tx(write=True) as conn:
+            for job_id, worker_id, summary in beats:
+                values: dict[str, Any] = {"lease_expires_at": now + lease_s, "updated_at": now}
+                if summary is not None:
+                    values["summary"] = _json_value(summary)
+                flag = conn.execute(
+                    sa.update(jobs)
+                    .where(*self._owned(job_id, worker_id))
+                    .values(**values)
+                    .returning(jobs.c.cancel_requested)
+                ).first()
+                answers.append(
+                    Heartbeat(owned=False, cancel_requested=False)
+                    if flag is None
+                    else Heartbeat(owned=True, cancel_requested=bool(flag[0]))
+                )
+        return answers
+
+    def lease_status(self, leases: Sequence[tuple[str, str]]) -> _Beats:
+        """For each `(job_id, worker_id)`: whether the worker still holds the job's lease and whether
+        a cancel was requested, as `heartbeat` would answer, but read-only (one read, nothing renewed)."""
+        if not leases:
+            return []
+        with self._tx(write=False) as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.id, jobs.c.state, jobs.c.lease_owner, jobs.c.cancel_requested).where(
+                    jobs.c.id.in_(sorted({job_id for job_id, _ in leases}))
+                )
+            ).all()
+        found = {row.id: row for row in rows}
+        answers: _Beats = []
+        for job_id, worker_id in leases:
+            row = found.get(job_id)
+            owned = row is not None and row.state == JobState.RUNNING.value and row.lease_owner == worker_id
+            answers.append(Heartbeat(owned=owned, cancel_requested=bool(row is not None and row.cancel_requested)))
+        return answers
 
     @staticmethod
     def _owned(job_id: str, worker_id: str) -> _Where:
