@@ -70,7 +70,7 @@ def serve(**options: Any) -> None:
     flags = {**options, "workers": options["lean_workers"]}
     extra: dict[str, dict[str, Any]] = {"service": service}
     if options["demo"]:
-        backends, demo_overrides = _demo_backends(backends, options["demo_latency_ms"])
+        backends, demo_overrides = demo_backends(backends, options["demo_latency_ms"])
         if options["lean_workers"] is not None:  # the demo's 2 REPL stand-ins unless told otherwise
             demo_overrides["lean"]["repl"]["workers"] = options["lean_workers"]
         extra.update(demo_overrides)
@@ -78,7 +78,7 @@ def serve(**options: Any) -> None:
     _run(settings, backends)
 
 
-def _demo_backends(backends: Any, latency_ms: float) -> tuple[Any, dict[str, dict[str, Any]]]:
+def demo_backends(backends: Any, latency_ms: float) -> tuple[Any, dict[str, dict[str, Any]]]:
     """`prover demo`'s backends and the settings they need (the REPL stand-in's command, sampling)."""
     import dataclasses
 

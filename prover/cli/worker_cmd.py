@@ -19,7 +19,7 @@ import click
 
 from prover.cli.main import UserFacingError, current_backends
 from prover.cli.options import model_options, search_options, settings_options, settings_overrides
-from prover.cli.serve_cmd import _demo_backends, serve_lean_options
+from prover.cli.serve_cmd import demo_backends, serve_lean_options
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def worker(**options: Any) -> None:
     }
     backends = current_backends()
     if options["demo"]:
-        backends, demo_overrides = _demo_backends(backends, options["demo_latency_ms"])
+        backends, demo_overrides = demo_backends(backends, options["demo_latency_ms"])
         extra.update(demo_overrides)
     settings = load_settings(options["config_file"], os.environ, settings_overrides(flags, **extra))
     if settings.service.workers < 1:
