@@ -94,6 +94,17 @@ class ProofState:
     goals: tuple[str, ...] = field(default=(), compare=False, hash=False)
     handle: Any = field(default=None, compare=False, hash=False, repr=False)
 
+    # Written by hand rather than generated: the generated ones build a one-field tuple on every
+    # call, and a search hashes and compares states several times per expansion (its node table).
+    # Same semantics: the text only, and a `str` caches its own hash.
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self.pp == other.pp  # type: ignore[attr-defined,no-any-return]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.pp)
+
     @classmethod
     def from_goals(cls, goals: list[str] | tuple[str, ...], handle: Any = None) -> ProofState:
         """Build a state from a backend's goal list (the REPL's `goals`)."""

@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from lean_env.errors import LeanEnvError
@@ -88,6 +89,7 @@ class _Counters:
         "duplicate_candidates",
         "edges",
         "env_seconds",
+        "error_kinds",
         "errors",
         "expansions",
         "model_seconds",
@@ -109,6 +111,9 @@ class _Counters:
         self.tactics_cancelled = 0
         self.errors: Counter[TacticErrorKind] = Counter()
         """Tactic errors by kind; keyed by the enum, turned into its values only in a snapshot."""
+        self.error_kinds: list[TacticErrorKind] = []
+        """Kinds of errors not yet in `errors`: an expansion's are appended in one C call, and
+        counted in bulk by `count_errors` (the enum's `__hash__` is Python code)."""
         self.model_seconds = 0.0
         self.env_seconds = 0.0
         self.verify_seconds = 0.0
@@ -117,7 +122,19 @@ class _Counters:
         self.wall_seconds: float | None = None
         """Set when the search ends; until then the wall time is measured from `started`."""
 
+    def count_errors(self) -> None:
+        """Move `error_kinds` into `errors`."""
+        kinds = self.error_kinds
+        if kinds:
+            errors = self.errors
+            for kind in _ERROR_KINDS:
+                found = kinds.count(kind)  # compares by identity first, in C
+                if found:
+                    errors[kind] += found
+            kinds.clear()
+
     def snapshot(self) -> SearchStats:
+        self.count_errors()
         wall = self.wall_seconds
         if wall is None:
             wall = 0.0 if self.started is None else time.monotonic() - self.started
@@ -197,6 +214,7 @@ class BestFirstSearch:
         """A runner no helper task ever used, kept for the next expansion."""
         self._clean_texts: set[str] = set()
         """Candidate texts `_deduplicate` found clean (their own clean text and key)."""
+        self._score_of = config.priority.scorer()
 
     @property
     def stats(self) -> SearchStats:
@@ -326,16 +344,40 @@ class BestFirstSearch:
         assert self.tree is not None
         tree = self.tree
         counters = self._counters
-        loop = asyncio.get_running_loop()
         counters.expansions += 1
-        candidates = await self._generate(node)
-        env_started = loop.time()
+        # The generator call is written out here, not in a coroutine of its own: one coroutine
+        # fewer per expansion. Durations come from `time.monotonic`, what asyncio's loop clock
+        # reads, without the method call.
+        request = GenerationRequest(state=node.state, num_samples=self.config.num_samples, theorem=self.problem)
+        started = time.monotonic()
+        try:
+            (generated,) = await self.generator.generate([request])
+        except asyncio.CancelledError:
+            # The search's own deadline arrives here as a cancellation (the scope turns it into
+            # TimeoutError only on exit), so a TimeoutError raised by the generator is its failure.
+            raise
+        except Exception as error:
+            # One line at the default level; the traceback with `prover -v`.
+            logger.error(
+                "tactic generator failed on %s: %s: %s",
+                self.problem.name,
+                type(error).__name__,
+                error,
+                exc_info=logger.isEnabledFor(logging.INFO),
+            )
+            raise _SearchEnded(
+                SearchStatus.ENV_ERROR, f"tactic generator failed: {type(error).__name__}: {error}"
+            ) from error
+        finally:
+            counters.model_seconds += time.monotonic() - started
+        candidates = self._deduplicate(generated)
+        env_started = time.monotonic()
         try:
             await self._apply_candidates(session, node, candidates)
         finally:
             counters.nodes = len(tree.nodes)
             counters.edges = tree.num_edges
-            counters.env_seconds += loop.time() - env_started
+            counters.env_seconds += time.monotonic() - env_started
         tree.mark_explored(node)
         if self.events is not None:  # the snapshot and the event only for someone who listens
             parent = node.parent_edge
@@ -365,15 +407,16 @@ class BestFirstSearch:
         state = node.state
         timeout = config.tactic_timeout_s
         run_tactic = session.run_tactic
-        scores = config.priority.scores(candidates)
+        score_of = self._score_of
+        # Only the candidates that make progress are scored now; the failed ones' scores (read only
+        # if their error edges are ever built, by an export) are computed then.
+        scores = _LazyScores(candidates, score_of)
         root = tree.root
         proved = NodeStatus.PROVED
-        # Every outcome in candidate order. Runs of errors go to the tree as index ranges into this
-        # list (no Edge object each) and are counted by kind once, when the expansion ends.
+        # Every outcome in candidate order. The errors go to the tree in one call when the expansion
+        # ends, as this list (no Edge object each), and are counted by kind then.
         outcomes: list[TacticOutcome | None] = []
         keep = outcomes.append
-        errors_from = 0
-        """The first index of the run of errors not yet given to the tree."""
         counted = 0
         """Outcomes already in `tactics_tried`."""
         runner: _CandidateRunner | None = None
@@ -383,7 +426,7 @@ class BestFirstSearch:
                 runner = _CandidateRunner(session, state, candidates, timeout, config.max_concurrent_tactics)
             else:  # re-armed rather than built again: one object per search, not one per expansion
                 self._idle_runner = None
-                runner.__init__(session, state, candidates, timeout, config.max_concurrent_tactics)  # type: ignore[misc]
+                runner.rearm(state, candidates)
             self._runner = runner
             if self._helper_check is None:
                 # Helpers for the following candidates start only if Lean makes us wait (see
@@ -400,24 +443,25 @@ class BestFirstSearch:
                     outcome = await runner.wait(index)
                 keep(outcome)
                 if outcome.__class__ is TacticError:
-                    continue
-                if errors_from < index:
-                    tree.add_errors(node, candidates, scores, outcomes, errors_from, index)
-                errors_from = index + 1
-                outcomes[index] = None  # only errors are read back: keep nothing else alive
-                score = scores[index]
+                    continue  # its edge is recorded with the others when the expansion ends
+                # Each other outcome gets its edge now, and its entry becomes None once the edge is
+                # in the tree (only errors are read back: keep nothing else alive).
+                score = score_of(candidate)
                 if outcome.__class__ is Progress or isinstance(outcome, Progress):
                     tree.add_progress(node, candidate, score, outcome.state)
+                    outcomes[index] = None
                     if root.status is proved:  # it reached a state proved before
                         break
                 elif isinstance(outcome, ProofClosed):
                     counters.tactics_tried += len(outcomes) - counted
                     counted = len(outcomes)
                     await self._verify_closing(node, candidate, score)
+                    outcomes[index] = None
                     if tree.root.status is NodeStatus.PROVED:
                         break
                 elif isinstance(outcome, TacticError):  # a subclass: not counted with the others below
                     tree.add_error(node, candidate, score, outcome)
+                    outcomes[index] = None
                     counters.errors[outcome.kind] += 1
                 else:  # pragma: no cover - a backend returned something outside the protocol
                     raise TypeError(f"run_tactic returned {type(outcome).__name__}, not a TacticOutcome")
@@ -426,18 +470,16 @@ class BestFirstSearch:
         finally:
             self._runner = None
             applied = len(outcomes)
-            if errors_from < applied:
-                tree.add_errors(node, candidates, scores, outcomes, errors_from, applied)
             counters.tactics_tried += applied - counted
-            kinds = [outcome.kind for outcome in outcomes if outcome.__class__ is TacticError]  # type: ignore[union-attr]
-            if kinds:
-                # `list.count` compares by identity first, in C; `Counter.update` would call the
-                # enum's Python-level `__hash__` once per error.
-                errors = counters.errors
-                for kind in _ERROR_KINDS:
-                    found = kinds.count(kind)
-                    if found:
-                        errors[kind] += found
+            if applied and (last := outcomes[-1]) is not None and last.__class__ is not TacticError:
+                outcomes.pop()  # applied, but the expansion failed before its edge was added
+            tree.add_pass_errors(node, candidates, scores, outcomes)
+            # Every outcome left in the list is a `TacticError` (the others were replaced by None):
+            # their kinds, in C, counted in bulk now and then.
+            kinds = counters.error_kinds
+            kinds += map(_KIND_OF, filter(None, outcomes))
+            if len(kinds) > _COUNT_ERRORS_AT:
+                counters.count_errors()
             if runner is not None and runner.started:
                 # Cancel what is still running (a proof was found, or the expansion failed) and let
                 # it unwind before the next expansion reuses the session or the search returns.
@@ -455,32 +497,6 @@ class BestFirstSearch:
         self._helper_check = None
         if self._runner is not None:
             self._runner.start_helpers()
-
-    async def _generate(self, node: Node) -> list[TacticCandidate]:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        request = GenerationRequest(state=node.state, num_samples=self.config.num_samples, theorem=self.problem)
-        try:
-            (candidates,) = await self.generator.generate([request])
-        except asyncio.CancelledError:
-            # The search's own deadline arrives here as a cancellation (the scope turns it into
-            # TimeoutError only on exit), so a TimeoutError raised by the generator is its failure.
-            raise
-        except Exception as error:
-            # One line at the default level; the traceback with `prover -v`.
-            logger.error(
-                "tactic generator failed on %s: %s: %s",
-                self.problem.name,
-                type(error).__name__,
-                error,
-                exc_info=logger.isEnabledFor(logging.INFO),
-            )
-            raise _SearchEnded(
-                SearchStatus.ENV_ERROR, f"tactic generator failed: {type(error).__name__}: {error}"
-            ) from error
-        finally:
-            self._counters.model_seconds += loop.time() - started
-        return self._deduplicate(candidates)
 
     def _deduplicate(self, candidates: Sequence[TacticCandidate]) -> list[TacticCandidate]:
         """The candidates with clean text (`clean_tactic`), first of each `normalize_tactic` key kept.
@@ -591,6 +607,29 @@ class BestFirstSearch:
 
 _ERROR_KINDS = tuple(TacticErrorKind)
 
+_COUNT_ERRORS_AT = 2048
+"""Uncounted error kinds a search keeps at most (a few KiB)."""
+
+_KIND_OF: Callable[[Any], TacticErrorKind] = operator.attrgetter("kind")
+
+
+class _LazyScores:
+    """The scores of an expansion's candidates, each computed when it is read (a `ScoreLookup`).
+
+    The tree reads the scores of failed candidates only to build their error edges for an export;
+    a search that is never exported never computes them.
+    """
+
+    __slots__ = ("_candidates", "_score_of")
+
+    def __init__(self, candidates: Sequence[TacticCandidate], score_of: Callable[[TacticCandidate], float]) -> None:
+        self._candidates = candidates
+        self._score_of = score_of
+
+    def __getitem__(self, index: int, /) -> float:
+        return self._score_of(self._candidates[index])
+
+
 _PENDING: Any = object()
 """Marks an outcome a helper task has not delivered yet."""
 
@@ -630,6 +669,12 @@ class _CandidateRunner:
         self._helpers: list[asyncio.Task[None]] = []
         self._waiter: tuple[int, asyncio.Future[None]] | None = None
         self._cancelled = 0
+
+    def rearm(self, state: ProofState, candidates: list[TacticCandidate]) -> None:
+        """Take the next expansion's candidates: only for a runner that never started a helper."""
+        self._state = state
+        self._candidates = candidates
+        self.next = 0
 
     @property
     def started(self) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from heapq import heappush
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lean_env.types import ProofState, TacticError, TacticOutcome
 from search.types import TacticCandidate
@@ -32,6 +32,22 @@ class NodeStatus(StrEnum):
 
 class TreeInvariantError(RuntimeError):
     """The search graph is inconsistent: a bug in the search, never a property of the theorem."""
+
+
+class ScoreLookup(Protocol):
+    """Scores by candidate index: a list of floats, or anything that computes them when read."""
+
+    def __getitem__(self, index: int, /) -> float: ...
+
+
+_ErrorRun = tuple[Sequence[TacticOutcome | None], Sequence[TacticCandidate], ScoreLookup, int | None]
+"""(outcomes, candidates, scores, merged) of a node's error edges not built yet. With `merged` None
+the `range` entries of `_out` index into them (`add_errors`); with a number, every `TacticError`
+in outcomes is an error edge and every None stands for the next of the first `merged` entries of
+`_out` (`add_pass_errors`)."""
+
+_NO_EDGES: Any = ()
+"""The out-edges of a node nothing was added to yet (shared: most nodes are never expanded)."""
 
 
 class Edge:
@@ -92,14 +108,12 @@ class Node:
     """
 
     __slots__ = (
-        "_candidates",
-        "_failed",
+        "_errors",
+        "_in",
         "_out",
-        "_scores",
         "depth",
         "explored",
         "id",
-        "in_edges",
         "parent_edge",
         "priority",
         "proved_by",
@@ -115,16 +129,15 @@ class Node:
         self.parent_edge = parent_edge
         self.status = NodeStatus.OPEN
         self.explored = False
-        self._out: list[Edge | range] = []
+        self._out: list[Edge | range] = _NO_EDGES
         """The out-edges in the order they were added; a `range` stands for a run of error edges of
-        `_failed` not built yet (see `SearchTree.add_errors`)."""
-        self.in_edges: list[Edge] = [] if parent_edge is None else [parent_edge]
-        """Every edge into this node; a new node's first is the edge that found it."""
+        `_errors` not built yet (see `SearchTree.add_errors`). Most nodes are never expanded, so a
+        node starts with the shared empty tuple and gets its own list with its first out-edge."""
+        self._in: Edge | list[Edge] = [] if parent_edge is None else parent_edge
+        """`in_edges`, or its only edge (most nodes are reached once: no list for those)."""
         self.proved_by: Edge | None = None
-        self._failed: Sequence[TacticOutcome | None] | None = None
-        """The outcomes the `range` entries of `_out` index into (with `_candidates` and `_scores`)."""
-        self._candidates: Sequence[TacticCandidate] = ()
-        self._scores: Sequence[float] = ()
+        self._errors: _ErrorRun | None = None
+        """The error edges not built yet (see `_ErrorRun`)."""
 
     def __repr__(self) -> str:
         return (
@@ -133,16 +146,61 @@ class Node:
         )
 
     @property
+    def in_edges(self) -> list[Edge]:
+        """Every edge into this node; a new node's first is the edge that found it."""
+        edges = self._in
+        if edges.__class__ is Edge:
+            edges = self._in = [edges]  # type: ignore[list-item]  # a list of its own from now on
+        return edges  # type: ignore[return-value]
+
+    def _add_in_edge(self, edge: Edge) -> None:
+        edges = self._in
+        if edges.__class__ is Edge:
+            self._in = [edges, edge]  # type: ignore[list-item]
+        else:
+            edges.append(edge)  # type: ignore[union-attr]
+
+    @property
     def out_edges(self) -> list[Edge]:
         """Every edge leaving this node, in the order it was added (error edges included)."""
-        if self._failed is not None:
+        if self._errors is not None:
             self._build_error_edges()
+        elif self._out is _NO_EDGES:
+            self._out = []  # a list of its own: a caller may hold it while edges are added
         return self._out  # type: ignore[return-value]  # no range is left once the edges are built
 
     def _build_error_edges(self) -> None:
-        assert self._failed is not None
-        candidates, scores, outcomes = self._candidates, self._scores, self._failed
+        assert self._errors is not None
+        outcomes, candidates, scores, merged = self._errors
         built: list[Edge | range] = []
+        if merged is not None:
+            out = self._out
+            others = iter(out[:merged])
+            for index, outcome in enumerate(outcomes):
+                if outcome is None:
+                    built.append(next(others))
+                    continue
+                assert isinstance(outcome, TacticError)
+                candidate = candidates[index]
+                built.append(
+                    Edge(
+                        self,
+                        candidate.text,
+                        candidate.logprob,
+                        candidate.num_tokens,
+                        scores[index],
+                        None,
+                        False,
+                        outcome,
+                    )
+                )
+            built.extend(out[merged:])
+            if out is _NO_EDGES:
+                self._out = built
+            else:
+                out[:] = built  # in place: a caller may hold the list
+            self._errors = None
+            return
         for entry in self._out:
             if type(entry) is not range:
                 built.append(entry)
@@ -157,8 +215,7 @@ class Node:
                     )
                 )
         self._out[:] = built  # in place: a caller may hold the list
-        self._failed = None
-        self._candidates = self._scores = ()
+        self._errors = None
 
     def has_live_edge(self) -> bool:
         """Whether an out-edge may still lead to a proof (error edges, built or not, never do)."""
@@ -231,7 +288,11 @@ class SearchTree:
             by_id.append(dst)
             self._open += 1
             heappush(self._frontier, (-priority, next(self._push_order), node_id))
-            src._out.append(edge)
+            out = src._out
+            if out is _NO_EDGES:
+                src._out = [edge]
+            else:
+                out.append(edge)
             self.num_edges += 1
             return edge  # a new node is OPEN: nothing to propagate
         if priority > dst.priority and dst is not src and not _is_ancestor(dst, src):
@@ -242,8 +303,16 @@ class SearchTree:
             if not dst.explored and dst.status is NodeStatus.OPEN:
                 self._push(dst)
         edge.dst = dst
-        src._out.append(edge)
-        dst.in_edges.append(edge)
+        out = src._out
+        if out is _NO_EDGES:
+            src._out = [edge]
+        else:
+            out.append(edge)
+        ins = dst._in  # `_add_in_edge`, inlined
+        if ins.__class__ is Edge:
+            dst._in = [ins, edge]  # type: ignore[list-item]
+        else:
+            ins.append(edge)  # type: ignore[union-attr]
         self.num_edges += 1
         if dst.status is NodeStatus.PROVED:
             self._mark_proved(src, edge)
@@ -259,15 +328,14 @@ class SearchTree:
     def add_error(self, src: Node, candidate: TacticCandidate, score: float, error: TacticError) -> Edge:
         """Record that `candidate` failed on `src` with `error`."""
         edge = Edge(src, candidate.text, candidate.logprob, candidate.num_tokens, score, None, False, error)
-        src._out.append(edge)  # `_link`, inlined
-        self.num_edges += 1
+        self._link(edge)
         return edge
 
     def add_errors(
         self,
         src: Node,
         candidates: Sequence[TacticCandidate],
-        scores: Sequence[float],
+        scores: ScoreLookup,
         outcomes: Sequence[TacticOutcome | None],
         start: int,
         stop: int,
@@ -278,21 +346,75 @@ class SearchTree:
         candidates fail, and an `Edge` object each is most of what a search allocates and what the
         garbage collector walks. `out_edges` (and so every export) builds the edges when first read.
         The three sequences are kept, not copied: the caller must not change the entries in range.
+        `scores` is read only when the edges are built, so it may compute its entries on demand.
         """
-        failed = src._failed
-        if failed is not outcomes:
-            if failed is not None:
+        errors = src._errors
+        if errors is None or errors[0] is not outcomes or errors[3] is not None:
+            if errors is not None:
                 src._build_error_edges()
-            src._failed = outcomes
-            src._candidates = candidates
-            src._scores = scores
-        src._out.append(range(start, stop))
+            src._errors = (outcomes, candidates, scores, None)
+        out = src._out
+        if out is _NO_EDGES:
+            src._out = [range(start, stop)]
+        else:
+            out.append(range(start, stop))
         self.num_edges += stop - start
 
+    def add_pass_errors(
+        self,
+        src: Node,
+        candidates: Sequence[TacticCandidate],
+        scores: ScoreLookup,
+        outcomes: Sequence[TacticOutcome | None],
+    ) -> None:
+        """Record the error edges of one pass over `candidates` on `src`, in order among its other edges.
+
+        `outcomes[i]` is what `candidates[i]` did, for each candidate applied, in order: a
+        `TacticError` for an error edge to record now, or None for a candidate whose edge was
+        already added (`add_progress`, `add_proof`, `add_error`), one each, in the same order, as
+        the last out-edges of `src`. One call per expansion instead of one `add_errors` per run of
+        errors; like `add_errors`, it keeps the sequences (the caller must not change them) and
+        builds the edges only when `out_edges` is first read.
+        """
+        others = outcomes.count(None)
+        errors = len(outcomes) - others
+        if not errors:
+            return
+        out = src._out
+        if src._errors is not None or len(out) != others:
+            # Edges from before this pass, or unbuilt ones: build the lot and splice these errors
+            # in among the last `others` edges now. Never the case in a search, which expands a
+            # node once.
+            existing = src.out_edges
+            before = len(existing) - others
+            added = iter(existing[before:])
+            existing[before:] = [
+                next(added)
+                if outcome is None
+                else Edge(
+                    src,
+                    candidates[index].text,
+                    candidates[index].logprob,
+                    candidates[index].num_tokens,
+                    scores[index],
+                    None,
+                    False,
+                    outcome,  # type: ignore[arg-type]
+                )
+                for index, outcome in enumerate(outcomes)
+            ]
+            self.num_edges += errors
+            return
+        src._errors = (outcomes, candidates, scores, others)
+        self.num_edges += errors
+
     def _link(self, edge: Edge) -> None:
-        edge.src._out.append(edge)
+        src = edge.src
+        if src._out is _NO_EDGES:
+            src._out = []
+        src._out.append(edge)
         if edge.dst is not None:
-            edge.dst.in_edges.append(edge)
+            edge.dst._add_in_edge(edge)
         self.num_edges += 1
 
     def mark_explored(self, node: Node) -> None:

@@ -72,7 +72,15 @@ class PriorityScheme(StrEnum):
 
     def score(self, candidate: TacticCandidate) -> float:
         """What `candidate` adds to the priority of the path it extends."""
-        return self.scores((candidate,))[0]
+        return self.scorer()(candidate)
+
+    def scorer(self) -> Callable[[TacticCandidate], float]:
+        """`score` as a plain function of the candidate, for a caller that scores one at a time.
+
+        The search scores only the candidates that make progress (most fail) and keeps the
+        function to score the failed ones if their edges are ever built.
+        """
+        return _mean_logprob if self is PriorityScheme.LLEMMA else _summed_logprob
 
     def scores(self, candidates: Sequence[TacticCandidate]) -> list[float]:
         """`score` of each of `candidates`, in order; the search scores an expansion's candidates at once.
@@ -84,6 +92,16 @@ class PriorityScheme(StrEnum):
             # `mean_logprob`, written out: a division by one is exact, so skipping it changes nothing.
             return [c.logprob / n if (n := c.num_tokens) > 1 else c.logprob for c in candidates]
         return [c.logprob for c in candidates]
+
+
+def _mean_logprob(candidate: TacticCandidate) -> float:
+    # `mean_logprob`, written out: a division by one is exact, so skipping it changes nothing.
+    n = candidate.num_tokens
+    return candidate.logprob / n if n > 1 else candidate.logprob
+
+
+def _summed_logprob(candidate: TacticCandidate) -> float:
+    return candidate.logprob
 
 
 def _positive(name: str, value: float) -> None:

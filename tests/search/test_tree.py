@@ -263,3 +263,49 @@ def test_frontier_size_counts_open_unexplored_nodes_once() -> None:
     tree.mark_explored(a)
     assert tree.frontier_size == 1
     tree.check_invariants()
+
+
+def _edge_rows(node: Node) -> list[tuple[str, str, float]]:
+    return [(edge.tactic, edge.kind, edge.score) for edge in node.out_edges]
+
+
+def test_pass_errors_take_their_places_among_the_other_edges() -> None:
+    # Candidates a (error), b (progress), c, d (errors), e (progress), f (error), as a search applies them.
+    tree = SearchTree(S("root"))
+    root = tree.root
+    candidates = [C(text, -float(k + 1)) for k, text in enumerate("abcdef")]
+    scores = [-float(k + 1) for k in range(6)]
+    outcomes: list[TacticError | None] = [ERROR, None, ERROR, ERROR, None, ERROR]
+    for index in (1, 4):
+        tree.add_progress(root, candidates[index], scores[index], S(f"after {index}"))
+    tree.add_pass_errors(root, candidates, scores, outcomes)
+    assert tree.num_edges == 6
+    expected = [("a", "lean_error", -1.0), ("b", "progress", -2.0), ("c", "lean_error", -3.0)]
+    expected += [("d", "lean_error", -4.0), ("e", "progress", -5.0), ("f", "lean_error", -6.0)]
+    assert _edge_rows(root) == expected
+    assert all(edge.src is root for edge in root.out_edges)
+    tree.mark_explored(root)
+    tree.check_invariants()
+
+
+def test_pass_errors_after_earlier_edges_keep_those_first() -> None:
+    tree = SearchTree(S("root"))
+    root = tree.root
+    held = root.out_edges  # a caller may hold the list: it must see every edge
+    first = tree.add_progress(root, C("first"), -1.0, S("x"))
+    tree.add_errors(root, [C("bad")], [-1.0], [ERROR], 0, 1)
+    candidates = [C("g"), C("h")]
+    tree.add_progress(root, candidates[1], -1.0, S("y"))
+    tree.add_pass_errors(root, candidates, [-1.0, -1.0], [ERROR, None])
+    assert [edge.tactic for edge in held] == ["first", "bad", "g", "h"]
+    assert root.out_edges is held and held[0] is first
+    assert tree.num_edges == 4
+    tree.check_invariants()
+
+
+def test_pass_errors_without_errors_add_nothing() -> None:
+    tree = SearchTree(S("root"))
+    tree.add_progress(tree.root, C("a"), -1.0, S("x"))
+    tree.add_pass_errors(tree.root, [C("a")], [-1.0], [None])
+    assert [edge.tactic for edge in tree.root.out_edges] == ["a"] and tree.num_edges == 1
+    tree.check_invariants()
