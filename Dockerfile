@@ -68,8 +68,8 @@ WORKDIR /work
 RUN /src/docker/setup-image.sh verify
 EXPOSE 8000
 # Asks `prover serve`'s /health on the port it listens on; a container running `prover eval` or
-# `prover worker` serves no HTTP and reads as unhealthy (compose gives the worker its own check).
+# `prover worker` serves no HTTP and is reported healthy while it runs (prover/service/healthcheck.py).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PROVER_SERVICE__PORT', '8000'), timeout=4)"]
+    CMD ["python", "-m", "prover.service.healthcheck"]
 # No ENTRYPOINT: `docker run IMAGE prover eval minif2f ...` runs that command instead.
 CMD ["prover", "serve", "--host", "0.0.0.0"]

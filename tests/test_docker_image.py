@@ -410,7 +410,13 @@ def test_cmd_and_healthcheck_are_real_commands_of_the_final_stage(stages: list[S
     assert "--host" in cmd and cmd[cmd.index("--host") + 1] == "0.0.0.0", "serve must listen beyond the container"
     health = healthcheck_argv(keywords["HEALTHCHECK"].arguments)
     assert health is not None
-    assert "/health" in " ".join(health)
+    # the check is a module of the installed package: it must exist and ask /health
+    assert health[:2] == ["python", "-m"], health
+    import importlib.util
+
+    spec = importlib.util.find_spec(health[2])
+    assert spec is not None and spec.origin is not None, f"{health[2]} is not a module of the package"
+    assert "/health" in Path(spec.origin).read_text(encoding="utf-8")
     for argv in (cmd, health):
         assert _resolves(argv[0], provided, env["PATH"]), f"`{argv[0]}` is not installed in the final stage"
     assert "8000" in keywords["EXPOSE"].arguments.split()
