@@ -39,6 +39,7 @@ from pathlib import Path
 import httpx
 
 from prover.demo import STATEMENTS
+from prover.http_headers import retry_after
 
 TERMINAL = {"completed", "failed", "cancelled"}
 PROVABLE = [STATEMENTS["mathd_algebra_1"], STATEMENTS["mathd_numbertheory_2"], STATEMENTS["amc12a_2000_p3"]]
@@ -159,7 +160,8 @@ async def _request(client: httpx.AsyncClient, tally: Tally, method: str, url: st
             return response
         tally.retries += 1
         if response is not None and response.status_code == 429:
-            delay = float(response.headers.get("Retry-After", 1))
+            asked = retry_after(response)
+            delay = 1.0 if asked is None else asked
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
 

@@ -76,6 +76,7 @@ from lean_env.errors import BackendCrashed, BackendStartError, HoleUnavailable, 
 from lean_env.gitinfo import git_head
 from lean_env.guard import check_statement_text, check_tactic_text
 from lean_env.lean_syntax import LEAN, LeanSyntax
+from lean_env.repl.config import total_memory_bytes as machine_memory_bytes
 from lean_env.types import (
     CheckResult,
     Hole,
@@ -189,7 +190,7 @@ class DojoConfig(BaseModel):
         """How many Dojo sessions may be open at once: `max_dojos`, else RAM / `memory_limit` within [1, cores]."""
         if self.max_dojos is not None:
             return self.max_dojos
-        total = psutil.virtual_memory().total if total_memory_bytes is None else total_memory_bytes
+        total = machine_memory_bytes() if total_memory_bytes is None else total_memory_bytes
         per_dojo = int(self.memory_limit[:-1]) * 2**30
         cores = (os.cpu_count() or 1) if cores is None else cores
         return max(1, min(cores, total // max(per_dojo, 1)))

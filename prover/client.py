@@ -26,6 +26,8 @@ from typing import Any
 
 import httpx
 
+from prover.http_headers import retry_after
+
 TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
 DEFAULT_URL = "http://127.0.0.1:8000"
 MAX_RETRY_AFTER_S = 60.0
@@ -43,16 +45,6 @@ class ServiceError(Exception):
         self.retry_after = retry_after
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
 def _check(response: httpx.Response) -> Any:
     """The JSON of a success answer; raises `ServiceError` for an error answer."""
     if response.status_code >= 400:
@@ -60,7 +52,7 @@ def _check(response: httpx.Response) -> Any:
             detail = response.json().get("detail")
         except (ValueError, AttributeError):
             detail = response.text
-        raise ServiceError(response.status_code, detail, _retry_after(response))
+        raise ServiceError(response.status_code, detail, retry_after(response))
     return response.json()
 
 
@@ -110,6 +102,43 @@ def _verify_body(items: Iterable[Mapping[str, Any] | tuple[str, str]], timeout_s
     if timeout_s is not None:
         body["timeout_s"] = timeout_s
     return body
+
+
+def _retry_delay(response: httpx.Response) -> float:
+    """How long to wait before retrying a 429: the server's `Retry-After` (1 s without one), at most 60 s."""
+    return min(retry_after(response) or 1.0, MAX_RETRY_AFTER_S)
+
+
+def _verify_request(
+    items: Iterable[Mapping[str, Any] | tuple[str, str]],
+    timeout_s: float | None,
+    wait: bool,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    """The `request` keywords of `POST /v1/verify` (no client timeout while the server waits for the job)."""
+    return {
+        "json": _verify_body(items, timeout_s),
+        "params": {"wait": "true"} if wait else None,
+        "headers": _post_headers(idempotency_key),
+        "timeout": None if wait else httpx.USE_CLIENT_DEFAULT,
+    }
+
+
+def _jobs_params(state: str | None, limit: int, before: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": limit}
+    if state is not None:
+        params["state"] = state
+    if before is not None:
+        params["before"] = before
+    return params
+
+
+def _ready(response: httpx.Response) -> dict[str, Any]:
+    """`/ready`'s answer; raises `ServiceError` (503, the checks as detail) when not ready."""
+    if response.status_code == 503:
+        raise ServiceError(503, response.json().get("checks"))
+    result: dict[str, Any] = _check(response)
+    return result
 
 
 class SSEParser:
@@ -180,7 +209,7 @@ class ProverClient:
             response = self._http.request(method, path, **kwargs)
             if response.status_code == 429 and self.retry_429 and attempt < self.max_retries:
                 attempt += 1
-                time.sleep(min(_retry_after(response) or 1.0, MAX_RETRY_AFTER_S))
+                time.sleep(_retry_delay(response))
                 continue
             return _check(response)
 
@@ -222,10 +251,7 @@ class ProverClient:
         result: dict[str, Any] = self._request(
             "POST",
             "/v1/verify",
-            json=_verify_body(items, timeout_s),
-            params={"wait": "true"} if wait else None,
-            headers=_post_headers(idempotency_key),
-            timeout=None if wait else httpx.USE_CLIENT_DEFAULT,
+            **_verify_request(items, timeout_s, wait, idempotency_key),
         )
         return result
 
@@ -238,12 +264,7 @@ class ProverClient:
         """Every job visible to this token, newest first, fetched `limit` at a time."""
         before: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": limit}
-            if state is not None:
-                params["state"] = state
-            if before is not None:
-                params["before"] = before
-            page = self._request("GET", "/v1/jobs", params=params)
+            page = self._request("GET", "/v1/jobs", params=_jobs_params(state, limit, before))
             yield from page["jobs"]
             before = page.get("next")
             if not before:
@@ -307,11 +328,7 @@ class ProverClient:
 
     def ready(self) -> dict[str, Any]:
         """`/ready`: `{status, checks}`; raises `ServiceError` (503, the checks as detail) when not ready."""
-        response = self._http.get("/ready")
-        if response.status_code == 503:
-            raise ServiceError(503, response.json().get("checks"))
-        result: dict[str, Any] = _check(response)
-        return result
+        return _ready(self._http.get("/ready"))
 
 
 class AsyncProverClient:
@@ -347,7 +364,7 @@ class AsyncProverClient:
             response = await self._http.request(method, path, **kwargs)
             if response.status_code == 429 and self.retry_429 and attempt < self.max_retries:
                 attempt += 1
-                await asyncio.sleep(min(_retry_after(response) or 1.0, MAX_RETRY_AFTER_S))
+                await asyncio.sleep(_retry_delay(response))
                 continue
             return _check(response)
 
@@ -388,10 +405,7 @@ class AsyncProverClient:
         result: dict[str, Any] = await self._request(
             "POST",
             "/v1/verify",
-            json=_verify_body(items, timeout_s),
-            params={"wait": "true"} if wait else None,
-            headers=_post_headers(idempotency_key),
-            timeout=None if wait else httpx.USE_CLIENT_DEFAULT,
+            **_verify_request(items, timeout_s, wait, idempotency_key),
         )
         return result
 
@@ -404,12 +418,7 @@ class AsyncProverClient:
         """See `ProverClient.jobs`."""
         before: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": limit}
-            if state is not None:
-                params["state"] = state
-            if before is not None:
-                params["before"] = before
-            page = await self._request("GET", "/v1/jobs", params=params)
+            page = await self._request("GET", "/v1/jobs", params=_jobs_params(state, limit, before))
             for job in page["jobs"]:
                 yield job
             before = page.get("next")
@@ -471,8 +480,4 @@ class AsyncProverClient:
 
     async def ready(self) -> dict[str, Any]:
         """See `ProverClient.ready`."""
-        response = await self._http.get("/ready")
-        if response.status_code == 503:
-            raise ServiceError(503, response.json().get("checks"))
-        result: dict[str, Any] = _check(response)
-        return result
+        return _ready(await self._http.get("/ready"))

@@ -40,11 +40,10 @@ class ScoreLookup(Protocol):
     def __getitem__(self, index: int, /) -> float: ...
 
 
-_ErrorRun = tuple[Sequence[TacticOutcome | None], Sequence[TacticCandidate], ScoreLookup, int | None]
-"""(outcomes, candidates, scores, merged) of a node's error edges not built yet. With `merged` None
-the `range` entries of `_out` index into them (`add_errors`); with a number, every `TacticError`
-in outcomes is an error edge and every None stands for the next of the first `merged` entries of
-`_out` (`add_pass_errors`)."""
+_ErrorRun = tuple[Sequence[TacticOutcome | None], Sequence[TacticCandidate], ScoreLookup, int]
+"""(outcomes, candidates, scores, merged) of a node's error edges not built yet (`add_pass_errors`):
+every `TacticError` in outcomes is an error edge and every None stands for the next of the first
+`merged` entries of `_out`."""
 
 _NO_EDGES: Any = ()
 """The out-edges of a node nothing was added to yet (shared: most nodes are never expanded)."""
@@ -129,10 +128,10 @@ class Node:
         self.parent_edge = parent_edge
         self.status = NodeStatus.OPEN
         self.explored = False
-        self._out: list[Edge | range] = _NO_EDGES
-        """The out-edges in the order they were added; a `range` stands for a run of error edges of
-        `_errors` not built yet (see `SearchTree.add_errors`). Most nodes are never expanded, so a
-        node starts with the shared empty tuple and gets its own list with its first out-edge."""
+        self._out: list[Edge] = _NO_EDGES
+        """The out-edges built so far, in the order they were added; the error edges of `_errors` are
+        spliced in when `out_edges` is first read. Most nodes are never expanded, so a node starts
+        with the shared empty tuple and gets its own list with its first out-edge."""
         self._in: Edge | list[Edge] = [] if parent_edge is None else parent_edge
         """`in_edges`, or its only edge (most nodes are reached once: no list for those)."""
         self.proved_by: Edge | None = None
@@ -167,63 +166,34 @@ class Node:
             self._build_error_edges()
         elif self._out is _NO_EDGES:
             self._out = []  # a list of its own: a caller may hold it while edges are added
-        return self._out  # type: ignore[return-value]  # no range is left once the edges are built
+        return self._out
 
     def _build_error_edges(self) -> None:
         assert self._errors is not None
         outcomes, candidates, scores, merged = self._errors
-        built: list[Edge | range] = []
-        if merged is not None:
-            out = self._out
-            others = iter(out[:merged])
-            for index, outcome in enumerate(outcomes):
-                if outcome is None:
-                    built.append(next(others))
-                    continue
-                assert isinstance(outcome, TacticError)
-                candidate = candidates[index]
-                built.append(
-                    Edge(
-                        self,
-                        candidate.text,
-                        candidate.logprob,
-                        candidate.num_tokens,
-                        scores[index],
-                        None,
-                        False,
-                        outcome,
-                    )
-                )
-            built.extend(out[merged:])
-            if out is _NO_EDGES:
-                self._out = built
-            else:
-                out[:] = built  # in place: a caller may hold the list
-            self._errors = None
-            return
-        for entry in self._out:
-            if type(entry) is not range:
-                built.append(entry)
+        built: list[Edge] = []
+        out = self._out
+        others = iter(out[:merged])
+        for index, outcome in enumerate(outcomes):
+            if outcome is None:
+                built.append(next(others))
                 continue
-            for index in entry:
-                candidate = candidates[index]
-                error = outcomes[index]
-                assert isinstance(error, TacticError)
-                built.append(
-                    Edge(
-                        self, candidate.text, candidate.logprob, candidate.num_tokens, scores[index], None, False, error
-                    )
-                )
-        self._out[:] = built  # in place: a caller may hold the list
+            assert isinstance(outcome, TacticError)
+            candidate = candidates[index]
+            built.append(
+                Edge(self, candidate.text, candidate.logprob, candidate.num_tokens, scores[index], None, False, outcome)
+            )
+        built.extend(out[merged:])
+        if out is _NO_EDGES:
+            self._out = built
+        else:
+            out[:] = built  # in place: a caller may hold the list
         self._errors = None
 
     def has_live_edge(self) -> bool:
         """Whether an out-edge may still lead to a proof (error edges, built or not, never do)."""
         failed = NodeStatus.FAILED
-        for entry in self._out:
-            if entry.__class__ is not Edge:
-                continue  # a run of error edges
-            edge: Edge = entry  # type: ignore[assignment]
+        for edge in self._out:
             if edge.error is not None:
                 continue
             if edge.closes_proof:
@@ -331,35 +301,6 @@ class SearchTree:
         self._link(edge)
         return edge
 
-    def add_errors(
-        self,
-        src: Node,
-        candidates: Sequence[TacticCandidate],
-        scores: ScoreLookup,
-        outcomes: Sequence[TacticOutcome | None],
-        start: int,
-        stop: int,
-    ) -> None:
-        """Record that `candidates[start:stop]` failed on `src`, each with its `TacticError` in `outcomes`.
-
-        The same edges as `add_error` once per candidate, but stored as one index range: most
-        candidates fail, and an `Edge` object each is most of what a search allocates and what the
-        garbage collector walks. `out_edges` (and so every export) builds the edges when first read.
-        The three sequences are kept, not copied: the caller must not change the entries in range.
-        `scores` is read only when the edges are built, so it may compute its entries on demand.
-        """
-        errors = src._errors
-        if errors is None or errors[0] is not outcomes or errors[3] is not None:
-            if errors is not None:
-                src._build_error_edges()
-            src._errors = (outcomes, candidates, scores, None)
-        out = src._out
-        if out is _NO_EDGES:
-            src._out = [range(start, stop)]
-        else:
-            out.append(range(start, stop))
-        self.num_edges += stop - start
-
     def add_pass_errors(
         self,
         src: Node,
@@ -372,9 +313,10 @@ class SearchTree:
         `outcomes[i]` is what `candidates[i]` did, for each candidate applied, in order: a
         `TacticError` for an error edge to record now, or None for a candidate whose edge was
         already added (`add_progress`, `add_proof`, `add_error`), one each, in the same order, as
-        the last out-edges of `src`. One call per expansion instead of one `add_errors` per run of
-        errors; like `add_errors`, it keeps the sequences (the caller must not change them) and
-        builds the edges only when `out_edges` is first read.
+        the last out-edges of `src`. Most candidates fail, and an `Edge` object each is most of what
+        a search allocates and what the garbage collector walks, so the sequences are kept (the
+        caller must not change them) and the error edges are built only when `out_edges` is first
+        read; `scores` is read only then, so it may compute its entries on demand.
         """
         others = outcomes.count(None)
         errors = len(outcomes) - others

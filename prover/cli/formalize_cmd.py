@@ -97,51 +97,6 @@ def load_prompts(settings: Any) -> Any:
         raise UserFacingError(f"informal.prompts: {error}") from error
 
 
-def attempt_dict(attempt: Any) -> dict[str, Any]:
-    """One attempt as JSON: draft, sketch, every gap's fate, the proof, the verdict, the time split."""
-    verdict = attempt.verdict
-    return {
-        "number": attempt.number,
-        "draft": attempt.draft,
-        "sketch": attempt.sketch,
-        "gaps": [
-            {
-                "index": gap.index,
-                "method": gap.method.value,
-                "closing": gap.closing,
-                "tried": list(gap.tried),
-                "seconds": gap.seconds,
-            }
-            for gap in attempt.gaps
-        ],
-        "proof": attempt.proof,
-        "verified": attempt.verified,
-        "verdict": None
-        if verdict is None
-        else {"status": verdict.status.value, "reason": verdict.reason, "judge": verdict.judge},
-        "timings": dataclasses.asdict(attempt.timings),
-        "failure": attempt.failure,
-    }
-
-
-def result_dict(result: Any) -> dict[str, Any]:
-    """A `FormalizeResult` as JSON (`formalize --json`, and the `informal` field of a record)."""
-    return {
-        "problem": result.problem_name,
-        "language": result.language,
-        "proved": result.proved,
-        "proof": result.proof,
-        "wall_seconds": result.wall_seconds,
-        "error": result.error,
-        "attempts": [attempt_dict(attempt) for attempt in result.attempts],
-    }
-
-
-def _judge(result: Any) -> str | None:
-    winner = next((attempt for attempt in result.attempts if attempt.verified), None)
-    return None if winner is None or winner.verdict is None else str(winner.verdict.judge)
-
-
 def _failure(result: Any) -> str | None:
     if result.proved:
         return None
@@ -171,13 +126,13 @@ def informal_record(problem: Any, result: Any, *, started_at: float, finished_at
             "failure_reason": _failure(result),
             "stats": {"wall_seconds": result.wall_seconds, "attempts": len(result.attempts)},
             "lean_file": proof,
-            "judge": _judge(result),
+            "judge": result.judge,
             "header": problem.header,
             "formal_statement": problem.formal_statement,
             "started_at": started_at,
             "finished_at": finished_at,
             "attempts": 1,
-            "informal": {**result_dict(result), "attempts_allowed": attempts},
+            "informal": {**result.to_dict(), "attempts_allowed": attempts},
         }
     )
 

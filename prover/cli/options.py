@@ -32,16 +32,22 @@ def stack_options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
-lean_options = stack_options(
-    click.option("--env", type=click.Choice(["repl", "dojo"]), default=None, help="Lean backend (default repl)."),
-    click.option(
-        "--project-dir",
-        type=click.Path(path_type=Path),
-        help="Lake project to check in (default: the miniF2F project `prover setup` writes to <home>/miniF2F).",
-    ),
-    click.option("--repl-command", help="Command that starts one REPL process (overrides the built REPL)."),
-    click.option("--workers", type=click.IntRange(min=1), help="Lean REPL processes (default cores - 1)."),
-)
+def lean_option_group(workers_flag: str = "--workers") -> Callable[[F], F]:
+    """The Lean flags; `workers_flag` names the REPL pool's size (`--lean-workers` where `--workers`
+    means something else, as in `serve` and `worker`)."""
+    return stack_options(
+        click.option("--env", type=click.Choice(["repl", "dojo"]), default=None, help="Lean backend (default repl)."),
+        click.option(
+            "--project-dir",
+            type=click.Path(path_type=Path),
+            help="Lake project to check in (default: the miniF2F project `prover setup` writes to <home>/miniF2F).",
+        ),
+        click.option("--repl-command", help="Command that starts one REPL process (overrides the built REPL)."),
+        click.option(workers_flag, type=click.IntRange(min=1), help="Lean REPL processes (default cores - 1)."),
+    )
+
+
+lean_options = lean_option_group()
 model_options = stack_options(
     click.option("--backend", type=click.Choice(["hf", "vllm", "openai"]), default=None, help="Model backend."),
     click.option("--model", help="Model name or local path (default EleutherAI/llemma_7b)."),

@@ -18,19 +18,10 @@ from typing import Any
 import click
 
 from prover.cli.main import UserFacingError, current_backends
-from prover.cli.options import model_options, search_options, settings_options, settings_overrides, stack_options
+from prover.cli.options import lean_option_group, model_options, search_options, settings_options, settings_overrides
 
 # `--workers` is the service's (jobs run at once), so the REPL pool's size is `--lean-workers` here.
-serve_lean_options = stack_options(
-    click.option("--env", type=click.Choice(["repl", "dojo"]), default=None, help="Lean backend (default repl)."),
-    click.option(
-        "--project-dir",
-        type=click.Path(path_type=Path),
-        help="Lake project to check in (default: the miniF2F project `prover setup` writes to <home>/miniF2F).",
-    ),
-    click.option("--repl-command", help="Command that starts one REPL process (overrides the built REPL)."),
-    click.option("--lean-workers", type=click.IntRange(min=1), help="Lean REPL processes (default cores - 1)."),
-)
+serve_lean_options = lean_option_group("--lean-workers")
 
 
 @click.command(name="serve")
@@ -70,16 +61,17 @@ def serve(**options: Any) -> None:
     flags = {**options, "workers": options["lean_workers"]}
     extra: dict[str, dict[str, Any]] = {"service": service}
     if options["demo"]:
-        backends, demo_overrides = demo_backends(backends, options["demo_latency_ms"])
-        if options["lean_workers"] is not None:  # the demo's 2 REPL stand-ins unless told otherwise
-            demo_overrides["lean"]["repl"]["workers"] = options["lean_workers"]
+        backends, demo_overrides = demo_backends(backends, options["demo_latency_ms"], options["lean_workers"])
         extra.update(demo_overrides)
     settings = load_settings(options["config_file"], os.environ, settings_overrides(flags, **extra))
     _run(settings, backends)
 
 
-def demo_backends(backends: Any, latency_ms: float) -> tuple[Any, dict[str, dict[str, Any]]]:
-    """`prover demo`'s backends and the settings they need (the REPL stand-in's command, sampling)."""
+def demo_backends(
+    backends: Any, latency_ms: float, lean_workers: int | None = None
+) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """`prover demo`'s backends and the settings they need (the REPL stand-in's command, sampling);
+    `lean_workers` REPL stand-ins (default 2)."""
     import dataclasses
 
     from prover.demo import build_demo_generator, write_world
@@ -88,7 +80,11 @@ def demo_backends(backends: Any, latency_ms: float) -> tuple[Any, dict[str, dict
     command = world.repl_argv() + (["--latency-ms", f"{latency_ms:g}"] if latency_ms else [])
     chosen = dataclasses.replace(backends, build_generator=functools.partial(build_demo_generator, str(world.table)))
     overrides: dict[str, dict[str, Any]] = {
-        "lean": {"backend": "repl", "repl": {"command": command, "workers": 2}, "comparator": {"enabled": "off"}},
+        "lean": {
+            "backend": "repl",
+            "repl": {"command": command, "workers": lean_workers or 2},
+            "comparator": {"enabled": "off"},
+        },
         "model": {"temperature": 1.0},
         "search": {"samples": 4},
     }

@@ -57,7 +57,7 @@ def worker(**options: Any) -> None:
     }
     backends = current_backends()
     if options["demo"]:
-        backends, demo_overrides = demo_backends(backends, options["demo_latency_ms"])
+        backends, demo_overrides = demo_backends(backends, options["demo_latency_ms"], options["lean_workers"])
         extra.update(demo_overrides)
     settings = load_settings(options["config_file"], os.environ, settings_overrides(flags, **extra))
     if settings.service.workers < 1:
@@ -66,12 +66,10 @@ def worker(**options: Any) -> None:
 
 
 def _open_store(settings: Any) -> Any:
-    from prover.service.store import JobStore, default_database_url
+    from prover.service.store import JobStore, settings_database_url
 
-    assert settings.home is not None  # load_settings fills it in
-    url = settings.service.database_url or default_database_url(settings.home)
     try:
-        store = JobStore(url)
+        store = JobStore(settings_database_url(settings))
         store.migrate()
     except ValueError as error:
         raise UserFacingError(f"--db: {error}") from error

@@ -9,6 +9,7 @@ the strongest judge available. Everything here is a frozen value; results are re
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -96,6 +97,32 @@ class Attempt:
     def verified(self) -> bool:
         return self.proof is not None
 
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON: draft, sketch, every gap's fate, the proof, the verdict, the time split."""
+        verdict = self.verdict
+        return {
+            "number": self.number,
+            "draft": self.draft,
+            "sketch": self.sketch,
+            "gaps": [
+                {
+                    "index": gap.index,
+                    "method": gap.method.value,
+                    "closing": gap.closing,
+                    "tried": list(gap.tried),
+                    "seconds": gap.seconds,
+                }
+                for gap in self.gaps
+            ],
+            "proof": self.proof,
+            "verified": self.verified,
+            "verdict": None
+            if verdict is None
+            else {"status": verdict.status.value, "reason": verdict.reason, "judge": verdict.judge},
+            "timings": dataclasses.asdict(self.timings),
+            "failure": self.failure,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class FormalizeResult:
@@ -119,6 +146,24 @@ class FormalizeResult:
     @property
     def proof(self) -> str | None:
         return next((attempt.proof for attempt in self.attempts if attempt.proof is not None), None)
+
+    @property
+    def judge(self) -> str | None:
+        """The judge that accepted the verified attempt's proof (None when none verified)."""
+        winner = next((attempt for attempt in self.attempts if attempt.verified), None)
+        return None if winner is None or winner.verdict is None else str(winner.verdict.judge)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON (`prover formalize --json`, a record's `informal` field, a service job's result)."""
+        return {
+            "problem": self.problem_name,
+            "language": self.language,
+            "proved": self.proved,
+            "proof": self.proof,
+            "wall_seconds": self.wall_seconds,
+            "error": self.error,
+            "attempts": [attempt.to_dict() for attempt in self.attempts],
+        }
 
 
 class SketchRejected(Exception):

@@ -122,30 +122,3 @@ def finalize_candidates(
             best[text] = candidate
     ranked = sorted(best.values(), key=lambda c: (-c.mean_logprob, order[c.text]))
     return ranked if limit is None else ranked[:limit]
-
-
-def tokens_until_stop(
-    token_ids: Sequence[int],
-    decode: Callable[[Sequence[int]], str],
-    stops: Sequence[str],
-    eos_token_id: int | None = None,
-) -> int:
-    """How many of `token_ids` a stop-at-stop-string generator would have produced.
-
-    That is the shortest prefix whose text contains a stop string, or that ends with EOS; all of
-    them if neither occurs. Used where the engine cannot stop on strings itself (vLLM beam search).
-    """
-    limit = len(token_ids)
-    if eos_token_id is not None and eos_token_id in token_ids:
-        limit = list(token_ids).index(eos_token_id) + 1
-    if not stops or find_stop(decode(token_ids[:limit]), stops) is None:
-        return limit
-    # Containing a stop string is monotone in the prefix length, so bisect on it.
-    low, high = 1, limit
-    while low < high:
-        middle = (low + high) // 2
-        if find_stop(decode(token_ids[:middle]), stops) is not None:
-            high = middle
-        else:
-            low = middle + 1
-    return low

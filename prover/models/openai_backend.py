@@ -32,6 +32,7 @@ instead of `n`, said once in a log warning.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import logging
 import random
@@ -41,7 +42,8 @@ from typing import Any, Literal
 import httpx
 
 from prover.config import ModelSettings
-from prover.models.base import GenerationError, PromptTooLong, cut_at_stop, find_stop
+from prover.http_headers import retry_after
+from prover.models.base import GenerationError, PromptTooLong, find_stop
 from prover.models.text import Completion, FinishReason, TextRequest
 
 logger = logging.getLogger(__name__)
@@ -134,17 +136,10 @@ def _finish_reason(choice: dict[str, Any], stops: Sequence[str]) -> FinishReason
 
 def parse_completions(data: Any, expected: int, stops: Sequence[str] = ()) -> list[Completion]:
     """The completions in a `/v1/completions` reply; raises `ValueError` if the reply is malformed."""
-    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-        raise ValueError("reply has no `choices` list")
-    choices = data["choices"]
-    if not choices or len(choices) > expected:
-        raise ValueError(f"reply has {len(choices)} choices for n={expected}")
-    out: list[Completion] = []
-    for choice in choices:
-        if not isinstance(choice, dict) or not isinstance(choice.get("text"), str):
-            raise ValueError("a choice has no `text`")
-        out.append(Completion(choice["text"], _token_logprobs(choice), _finish_reason(choice, stops)))
-    return out
+    return [
+        Completion(choice["text"], _token_logprobs(choice), _finish_reason(choice, stops))
+        for choice in _choices(data, expected)
+    ]
 
 
 def _choices(data: Any, expected: int) -> list[dict[str, Any]]:
@@ -172,28 +167,22 @@ def parse_beams(data: Any, expected: int, stops: Sequence[str] = ()) -> list[Com
         if tokens is not None and len(tokens) != len(logprobs):
             raise ValueError("`logprobs.tokens` and `logprobs.token_logprobs` differ in length")
         text = choice["text"]
-        kept = len(logprobs)
-        if find_stop(text, stops) is not None and tokens is not None:
-            generated = ""
-            for index, token in enumerate(tokens):
-                generated += token
-                if find_stop(generated, stops) is not None:
-                    kept = index + 1
-                    break
+        cut = find_stop(text, stops)
+        kept = len(logprobs) if cut is None or tokens is None else _tokens_through_stop(tokens, stops)
         # A server that ignored `use_beam_search` applied `stop` itself: its finish reason says why.
-        reason = FinishReason.STOP if find_stop(text, stops) is not None else _finish_reason(choice, stops)
-        out.append(Completion(cut_at_stop(text, stops), logprobs[:kept], reason))
+        reason = FinishReason.STOP if cut is not None else _finish_reason(choice, stops)
+        out.append(Completion(text if cut is None else text[:cut], logprobs[:kept], reason))
     return out
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+def _tokens_through_stop(tokens: Sequence[str], stops: Sequence[str]) -> int:
+    """How many of `tokens` it takes for their text to hold a stop string; all of them if it never does."""
+    generated = "".join(tokens)
+    ends = [index + len(stop) for stop in stops if stop and (index := generated.find(stop)) >= 0]
+    if not ends:
+        return len(tokens)
+    # The first prefix that holds a stop string is the first whose text reaches the earliest stop's end.
+    return bisect.bisect_left(list(itertools.accumulate(map(len, tokens))), min(ends)) + 1
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -405,7 +394,7 @@ class OpenAIGenerator:
             raise _Retryable(f"{type(error).__name__}: {error}") from error
         status = response.status_code
         if status == 429 or status >= 500:
-            raise _Retryable(f"HTTP {status}: {_error_message(response)}", delay=_retry_after(response))
+            raise _Retryable(f"HTTP {status}: {_error_message(response)}", delay=retry_after(response))
         if status >= 400:
             message = _error_message(response)
             if status == 400 and any(marker in message.lower() for marker in _CONTEXT_MARKERS):

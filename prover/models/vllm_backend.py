@@ -342,13 +342,12 @@ class VLLMGenerator:
         n = row.request.n
         candidates: list[tuple[float, int, int, float]] = []  # (total, parent, token, the token's log-prob)
         for parent, output in enumerate(outputs):
+            beam = row.live[parent]
             top = _top_tokens(output, row.k)
             if top is None:  # the engine ended this beam (model length): it stays as it is
-                beam = row.live[parent]
                 if beam.tokens:
                     row.add(beam, FinishReason.LENGTH)
                 continue
-            beam = row.live[parent]
             candidates.extend((beam.total + logprob, parent, token, logprob) for token, logprob in top)
         candidates.sort(key=lambda c: -c[0])
         live: list[_Beam] = []

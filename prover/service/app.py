@@ -104,16 +104,6 @@ def _host() -> str:
     return socket.gethostname()
 
 
-def _database_url(settings: ProverSettings) -> str:
-    if settings.service.database_url:
-        return settings.service.database_url
-    from prover.service.store import default_database_url
-
-    if settings.home is None:
-        raise ValueError("settings.home is unset: settings must come from `prover.config.load_settings`")
-    return str(default_database_url(settings.home))
-
-
 async def _close_quietly(what: str, thing: Any) -> None:
     close = getattr(thing, "close", None)
     if close is None:
@@ -131,9 +121,9 @@ async def _start(state: ServiceState, backends: Backends, given_store: JobStore 
     if given_store is not None:
         store = given_store
     else:
-        from prover.service.store import JobStore
+        from prover.service.store import JobStore, settings_database_url
 
-        store = JobStore(_database_url(settings))
+        store = JobStore(settings_database_url(settings))
     state.store = store
     await store.run(store.migrate)
     requeued = await store.run(store.requeue_abandoned, _host())

@@ -608,10 +608,8 @@ class JobRunner:
             return _Outcome(JobState.FAILED, None, _error_text(error))
         finally:
             await backend.close()
-        record = _formalize_dict(result)
-        proof = result.proof
-        winner = next((attempt for attempt in result.attempts if attempt.verified), None)
-        judge = None if winner is None or winner.verdict is None else str(winner.verdict.judge)
+        record = result.to_dict()
+        proof, judge = result.proof, result.judge
         running.emit(
             "verdict",
             {
@@ -624,14 +622,6 @@ class JobRunner:
         if judge:
             self._verdicts[judge] = self._verdicts.get(judge, 0) + 1
         return _Outcome(JobState.COMPLETED, record)
-
-
-def _formalize_dict(result: Any) -> dict[str, Any]:
-    """A `FormalizeResult` as JSON, the same shape `prover formalize --json` prints."""
-    from prover.cli.formalize_cmd import result_dict
-
-    record: dict[str, Any] = result_dict(result)
-    return record
 
 
 async def _gather_or_cancel(coroutines: Collection[Any]) -> None:

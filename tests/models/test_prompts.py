@@ -14,7 +14,6 @@ from prover.models.base import (
     SamplingConfig,
     cut_at_stop,
     finalize_candidates,
-    tokens_until_stop,
 )
 from prover.models.prompts import (
     LLEMMA,
@@ -147,17 +146,8 @@ def test_finalize_dedups_keeping_the_best_and_orders_by_mean_logprob() -> None:
     assert [c.text for c in finalize_candidates(completions, LLEMMA.extract, limit=2)] == ["omega", "simp"]
 
 
-def test_tokens_until_stop() -> None:
-    pieces = ["ex", "act", " h", "\n-", "--", "\nTactic"]
-
-    def decode(ids: object) -> str:
-        return "".join(pieces[i] for i in ids)  # type: ignore[attr-defined]
-
-    ids = list(range(len(pieces)))
-    assert tokens_until_stop(ids, decode, ["---"]) == 5  # the stop string spans tokens 3 and 4
-    assert tokens_until_stop(ids, decode, ["zzz"]) == 6
-    assert tokens_until_stop(ids, decode, ["---"], eos_token_id=2) == 3
-    assert cut_at_stop(decode(ids), ["---", "\nT"]) == "exact h\n"
+def test_cut_at_stop() -> None:
+    assert cut_at_stop("exact h\n---\nTactic", ["---", "\nT"]) == "exact h\n"
 
 
 def test_sampling_config_validates_and_maps_settings() -> None:

@@ -293,7 +293,7 @@ def test_pass_errors_after_earlier_edges_keep_those_first() -> None:
     root = tree.root
     held = root.out_edges  # a caller may hold the list: it must see every edge
     first = tree.add_progress(root, C("first"), -1.0, S("x"))
-    tree.add_errors(root, [C("bad")], [-1.0], [ERROR], 0, 1)
+    tree.add_pass_errors(root, [C("first"), C("bad")], [-1.0, -1.0], [None, ERROR])  # left unbuilt
     candidates = [C("g"), C("h")]
     tree.add_progress(root, candidates[1], -1.0, S("y"))
     tree.add_pass_errors(root, candidates, [-1.0, -1.0], [ERROR, None])

@@ -88,6 +88,15 @@ def default_database_url(home: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def settings_database_url(settings: Any) -> str:
+    """The job store `settings` name: `service.database_url`, else `default_database_url(settings.home)`."""
+    if settings.service.database_url:
+        return str(settings.service.database_url)
+    if settings.home is None:
+        raise ValueError("settings.home is unset: settings must come from `prover.config.load_settings`")
+    return default_database_url(settings.home)
+
+
 def worker_id(n: int) -> str:
     """The id of this process's `n`-th worker: `<host>:<pid>:<n>` (what `requeue_abandoned` parses)."""
     return f"{socket.gethostname()}:{os.getpid()}:{n}"
@@ -500,20 +509,7 @@ class JobStore:
 
         `owned=False` (and nothing written) when the job is not running under this worker's lease.
         """
-        now = time.time()
-        values: dict[str, Any] = {"lease_expires_at": now + lease_s, "updated_at": now}
-        if summary is not None:
-            values["summary"] = _json_value(summary)
-        with self._tx(write=True) as conn:
-            flag = conn.execute(
-                sa.update(jobs)
-                .where(*self._owned(job_id, worker_id))
-                .values(**values)
-                .returning(jobs.c.cancel_requested)
-            ).first()
-        if flag is None:
-            return Heartbeat(owned=False, cancel_requested=False)
-        return Heartbeat(owned=True, cancel_requested=bool(flag[0]))
+        return self.heartbeats([(job_id, worker_id, summary)], lease_s)[0]
 
     def heartbeats(self, beats: Sequence[tuple[str, str, dict[str, Any] | None]], lease_s: float) -> _Beats:
         """`heartbeat` of each `(job_id, worker_id, summary)`, all in one transaction; the answers in order."""
